@@ -1,0 +1,94 @@
+"""The one exception tree of devenv.
+
+Every mode raises the same classes, so code written against in-process calls keeps
+working when ``K8S_MODE=true`` sends the same call over HTTP::
+
+    DevenvError
+     ├── ConfigError            a setting is missing or malformed
+     ├── ServiceNotFound        no service of that name is known
+     ├── ToolNotFound           the service has no tool of that name
+     ├── InvalidArguments       arguments do not match the tool's input schema (names the fields)
+     ├── ToolError              the tool raised: its exception type and message
+     ├── ServiceUnavailable     the service could not be reached (names the service and URL)
+     └── ProtocolError          the peer broke MCP / JSON-RPC, or answered with an error we cannot map
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "DevenvError",
+    "InvalidArguments",
+    "ProtocolError",
+    "ServiceNotFound",
+    "ServiceUnavailable",
+    "ToolError",
+    "ToolNotFound",
+]
+
+
+class DevenvError(Exception):
+    """Root of every error devenv raises on purpose."""
+
+
+class ConfigError(DevenvError):
+    """A setting is missing or malformed."""
+
+
+class ServiceNotFound(DevenvError):
+    def __init__(self, service: str, known: list[str] | None = None) -> None:
+        self.service = service
+        self.known = known or []
+        hint = f"; known services: {', '.join(self.known)}" if self.known else ""
+        super().__init__(f"unknown service {service!r}{hint}")
+
+
+class ToolNotFound(DevenvError):
+    def __init__(self, service: str, tool: str, known: list[str] | None = None) -> None:
+        self.service = service
+        self.tool = tool
+        self.known = known or []
+        hint = f"; its tools: {', '.join(self.known)}" if self.known else ""
+        super().__init__(f"service {service!r} has no tool {tool!r}{hint}")
+
+
+class InvalidArguments(DevenvError):
+    """``errors`` is a list of ``{"field": "a.b", "message": "...", "type": "..."}``."""
+
+    def __init__(self, tool: str, errors: list[dict[str, Any]]) -> None:
+        self.tool = tool
+        self.errors = errors
+        detail = "; ".join(f"{e['field'] or '(arguments)'}: {e['message']}" for e in errors)
+        super().__init__(f"invalid arguments for {tool!r}: {detail}")
+
+    @property
+    def fields(self) -> list[str]:
+        return [e["field"] for e in self.errors]
+
+
+class ToolError(DevenvError):
+    """The tool itself raised. ``error_type`` is the class name of what it raised."""
+
+    def __init__(self, tool: str, error_type: str, message: str, traceback: str | None = None) -> None:
+        self.tool = tool
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback
+        super().__init__(f"tool {tool!r} failed: {error_type}: {message}")
+
+
+class ServiceUnavailable(DevenvError):
+    def __init__(self, service: str, url: str, reason: str) -> None:
+        self.service = service
+        self.url = url
+        self.reason = reason
+        super().__init__(f"service {service!r} is unavailable at {url}: {reason}")
+
+
+class ProtocolError(DevenvError):
+    def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:
+        self.code = code
+        self.data = data
+        super().__init__(message if code is None else f"{message} (JSON-RPC {code})")

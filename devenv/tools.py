@@ -1,0 +1,413 @@
+"""Services, their typed tools, and the registry that finds them by name.
+
+A tool is a plain function. Its input JSON Schema comes from the signature, its output
+schema from the return annotation and its description from the docstring, all through
+pydantic, so the same validation and serialisation run in-process and on the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import logging
+import re
+import traceback
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic_core import PydanticSerializationError
+
+from ._portal import run_sync
+from .cache import Cache, cache_from_env
+from .errors import ConfigError, DevenvError, InvalidArguments, ServiceNotFound, ToolError, ToolNotFound
+
+__all__ = ["Registry", "Service", "Tool", "default_registry"]
+
+logger = logging.getLogger("devenv.tools")
+
+_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+_ARGS_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
+_ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
+
+
+def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Google-style docstring → (description, {argument: description})."""
+    match = _ARGS_SECTION.search(doc)
+    if not match:
+        return doc.strip(), {}
+    args: dict[str, str] = {}
+    last = None
+    for line in doc[match.end() :].splitlines():
+        if not line.strip():
+            continue
+        if not line.startswith((" ", "\t")):
+            break  # the next section (Returns:, Raises:) starts at the margin
+        arg = _ARG_LINE.match(line)
+        if arg:
+            last = arg[1]
+            args[last] = arg[2].strip()
+        elif last:
+            args[last] += " " + line.strip()
+    return doc[: match.start()].strip(), args
+
+
+def _hoist_defs(schema: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    schema = dict(schema)
+    return schema, schema.pop("$defs", {})
+
+
+class Tool:
+    """One callable tool: validation, execution, serialisation and result caching."""
+
+    def __init__(
+        self,
+        service: Service,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        read_only: bool = False,
+        idempotent: bool = False,
+        destructive: bool | None = None,
+        open_world: bool | None = None,
+        cache_ttl: float | None = None,
+    ) -> None:
+        self.service = service
+        self.fn = fn
+        self.name = name or fn.__name__
+        if not _TOOL_NAME.match(self.name):
+            raise ConfigError(f"tool name {self.name!r} must match {_TOOL_NAME.pattern}")
+        if cache_ttl is not None and cache_ttl <= 0:
+            raise ConfigError(f"cache_ttl of {self.name!r} must be positive, got {cache_ttl}")
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.read_only = read_only
+        self.idempotent = read_only or idempotent  # reads are safe to repeat
+        self.cache_ttl = cache_ttl
+        summary, arg_docs = _split_docstring(inspect.getdoc(fn) or "")
+        self.description = description or summary
+        self.annotations: dict[str, Any] = {"readOnlyHint": read_only, "idempotentHint": self.idempotent}
+        if not read_only and destructive is not None:
+            self.annotations["destructiveHint"] = destructive
+        if open_world is not None:
+            self.annotations["openWorldHint"] = open_world
+
+        hints = typing.get_type_hints(fn, include_extras=True)
+        fields: dict[str, Any] = {}
+        for param in inspect.signature(fn).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+                raise ConfigError(f"tool {self.name!r}: parameter {param.name!r} must be a named parameter")
+            default = ... if param.default is param.empty else param.default
+            fields[param.name] = (hints.get(param.name, Any), Field(default, description=arg_docs.get(param.name)))
+        model_name = "".join(part.title() for part in re.split(r"[_.-]", self.name)) + "Arguments"
+        self.input_model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
+        self.input_schema = self.input_model.model_json_schema()
+
+        self._output = TypeAdapter(hints.get("return", Any))
+        output_schema = self._output.json_schema(mode="serialization")
+        # MCP's structuredContent must be an object; anything else travels as {"result": value}.
+        self.wraps_result = output_schema.get("type") != "object"
+        if self.wraps_result:
+            inner, defs = _hoist_defs(output_schema)
+            output_schema = {"type": "object", "properties": {"result": inner}, "required": ["result"]}
+            if defs:
+                output_schema["$defs"] = defs
+        self.output_schema = output_schema
+
+    @property
+    def uri(self) -> str:
+        return f"{self.service.name}/{self.name}"
+
+    def definition(self) -> dict[str, Any]:
+        """The tool as MCP's tools/list describes it."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+            "outputSchema": self.output_schema,
+            "annotations": self.annotations,
+        }
+
+    # -- validation and serialisation: shared by every transport ---------------------------
+
+    def validate(self, arguments: Any) -> Any:
+        """Validate raw JSON arguments into the input model, or raise ``InvalidArguments``."""
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise InvalidArguments(
+                self.name, [{"field": "", "message": "arguments must be a JSON object", "type": "dict_type"}]
+            )
+        try:
+            return self.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            errors = [
+                {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"], "type": err["type"]}
+                for err in exc.errors(include_url=False)
+            ]
+            raise InvalidArguments(self.name, errors) from None
+
+    def serialize(self, value: Any) -> bytes:
+        """The result as JSON bytes, checked against the return annotation."""
+        try:
+            return self._output.dump_json(value, warnings="error")
+        except (PydanticSerializationError, ValueError, TypeError) as exc:
+            raise ToolError(self.name, "ResultError", f"result does not match the return annotation: {exc}") from exc
+
+    def structured(self, result: Any) -> dict[str, Any]:
+        """``result`` (a JSON value) as MCP structuredContent."""
+        return {"result": result} if self.wraps_result else result
+
+    def _failure(self, exc: Exception) -> ToolError:
+        tb = "".join(traceback.format_exception(exc)) if self.service.debug else None
+        return ToolError(self.name, type(exc).__name__, str(exc), tb)
+
+    def _cache_key(self, args: Any) -> str:
+        digest = hashlib.sha256(args.model_dump_json().encode()).hexdigest()[:32]
+        return f"devenv:{self.service.name}:{self.name}:{digest}"
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def run(self, arguments: Any) -> Any:
+        """Validate, call, serialise, JSON round-trip: the result a remote caller would get."""
+        args = self.validate(arguments)
+        key = self._cache_key(args) if self.cache_ttl else None
+        if key and (hit := self.service.cache_get(key)) is not None:
+            return orjson.loads(hit)
+        try:
+            if self.is_async:
+                value = run_sync(self.fn(**args.__dict__))
+            else:
+                value = self.fn(**args.__dict__)
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        data = self.serialize(value)
+        if key:
+            self.service.cache_set(key, data, self.cache_ttl)
+        return orjson.loads(data)
+
+    async def arun(self, arguments: Any, *, thread_sync: bool = True) -> Any:
+        """``run`` for async callers; sync tools go to a worker thread unless ``thread_sync`` is off."""
+        args = self.validate(arguments)
+        key = self._cache_key(args) if self.cache_ttl else None
+        blocking_cache = key is not None and self.service.cache.blocking
+        if key:
+            hit = await anyio.to_thread.run_sync(self.service.cache_get, key) if blocking_cache else self.service.cache_get(key)
+            if hit is not None:
+                return orjson.loads(hit)
+        try:
+            if self.is_async:
+                value = await self.fn(**args.__dict__)
+            elif thread_sync:
+                value = await anyio.to_thread.run_sync(lambda: self.fn(**args.__dict__))
+            else:
+                value = self.fn(**args.__dict__)
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        data = self.serialize(value)
+        if key:
+            if blocking_cache:
+                await anyio.to_thread.run_sync(self.service.cache_set, key, data, self.cache_ttl)
+            else:
+                self.service.cache_set(key, data, self.cache_ttl)
+        return orjson.loads(data)
+
+
+ReadinessCheck = Callable[[], Any]
+
+
+class Service:
+    """A named group of tools, served together as one process, container or Pod.
+
+    ``port`` is the local port ``devenv up`` gives it (and ``{port}`` in
+    ``DEVENV_URL_TEMPLATE``); ``requires=("cache",)`` makes ``/ready`` fail while the
+    cache backend (Redis) is unreachable.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str = "0.1.0",
+        instructions: str | None = None,
+        port: int | None = None,
+        requires: tuple[str, ...] = (),
+        debug: bool = False,
+    ) -> None:
+        if not _SERVICE_NAME.match(name):
+            raise ConfigError(f"service name {name!r} must be lowercase words joined by '-', like 'jd-classifier'")
+        unknown = set(requires) - {"cache"}
+        if unknown:
+            raise ConfigError(f"service {name!r}: unknown requirement(s) {sorted(unknown)}; known: ['cache']")
+        self.name = name
+        self.version = version
+        self.instructions = instructions
+        self.port = port
+        self.requires = tuple(requires)
+        self.debug = debug
+        self.tools: dict[str, Tool] = {}
+        self._cache: Cache | None = None
+        self._readiness_checks: dict[str, ReadinessCheck] = {}
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r}, tools={list(self.tools)})"
+
+    def tool(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        read_only: bool = False,
+        idempotent: bool = False,
+        destructive: bool | None = None,
+        open_world: bool | None = None,
+        cache_ttl: float | None = None,
+    ) -> Any:
+        """Register ``fn`` as a tool; usable as ``@service.tool`` or ``@service.tool(...)``."""
+
+        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+            tool = Tool(
+                self,
+                func,
+                name=name,
+                description=description,
+                read_only=read_only,
+                idempotent=idempotent,
+                destructive=destructive,
+                open_world=open_world,
+                cache_ttl=cache_ttl,
+            )
+            if tool.name in self.tools:
+                raise ConfigError(f"service {self.name!r} already has a tool named {tool.name!r}")
+            self.tools[tool.name] = tool
+            return func  # the function stays a plain function, callable directly in tests
+
+        return register(fn) if fn is not None else register
+
+    def get_tool(self, name: str) -> Tool:
+        try:
+            return self.tools[name]
+        except KeyError:
+            raise ToolNotFound(self.name, name, sorted(self.tools)) from None
+
+    # -- cache -------------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> Cache:
+        """The cache backend: Redis when ``REDIS_URL`` is set, else memory. Assignable in tests."""
+        if self._cache is None:
+            self._cache = cache_from_env()
+        return self._cache
+
+    @cache.setter
+    def cache(self, backend: Cache) -> None:
+        self._cache = backend
+
+    def cache_get(self, key: str) -> bytes | None:
+        try:
+            return self.cache.get(key)
+        except DevenvError as exc:  # a cache outage degrades to no cache, never to a failed call
+            logger.warning("cache read skipped: %s", exc)
+            return None
+
+    def cache_set(self, key: str, value: bytes, ttl: float | None) -> None:
+        try:
+            self.cache.set(key, value, ttl)
+        except DevenvError as exc:
+            logger.warning("cache write skipped: %s", exc)
+
+    # -- readiness ---------------------------------------------------------------------------
+
+    def readiness_check(self, fn: ReadinessCheck) -> ReadinessCheck:
+        """Register ``fn`` for ``/ready``: it raises (or returns False) while not ready."""
+        self._readiness_checks[fn.__name__] = fn
+        return fn
+
+    def check_ready(self) -> dict[str, str | None]:
+        """Each check's name → None when it passes, else why it failed."""
+        checks: dict[str, ReadinessCheck] = {}
+        if "cache" in self.requires:
+            checks["cache"] = self.cache.ping
+        checks.update(self._readiness_checks)
+        results: dict[str, str | None] = {}
+        for name, check in checks.items():
+            try:
+                ok = check()
+            except Exception as exc:  # a readiness check reports, it never crashes the probe
+                results[name] = f"{type(exc).__name__}: {exc}"
+            else:
+                results[name] = None if ok is None or ok else "check returned False"
+        return results
+
+
+class Registry:
+    """Finds services by name: ``jd-classifier`` is ``<package>/jd_classifier/service.py``'s ``service``."""
+
+    def __init__(self, package: str = "services", services: list[Service] | None = None) -> None:
+        self.package = package
+        self._services: dict[str, Service] = {}
+        for service in services or []:
+            self.register(service)
+
+    def register(self, service: Service) -> Service:
+        self._services[service.name] = service
+        return service
+
+    def _package_dir(self) -> Path | None:
+        try:
+            module = importlib.import_module(self.package)
+        except ImportError:
+            return None
+        paths = list(getattr(module, "__path__", []))
+        return Path(paths[0]) if paths else None
+
+    def names(self) -> list[str]:
+        """Every service name: registered ones, plus those found on disk (without importing them)."""
+        names = set(self._services)
+        root = self._package_dir()
+        if root is not None:
+            names.update(p.parent.name.replace("_", "-") for p in root.glob("*/service.py"))
+        return sorted(names)
+
+    def get(self, name: str) -> Service:
+        service = self._services.get(name)
+        if service is not None:
+            return service
+        if not _SERVICE_NAME.match(name):
+            raise ServiceNotFound(name, self.names())
+        module_name = f"{self.package}.{name.replace('-', '_')}.service"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                raise ServiceNotFound(name, self.names()) from None
+            raise  # the service exists but one of its own imports is broken: show that, not "unknown"
+        service = getattr(module, "service", None)
+        if not isinstance(service, Service):
+            raise ConfigError(f"{module_name} must define `service = Service({name!r})`")
+        if service.name != name:
+            raise ConfigError(f"{module_name} defines service {service.name!r}; expected {name!r}")
+        return self.register(service)
+
+    def all(self) -> list[Service]:
+        return [self.get(name) for name in self.names()]
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry over ``$DEVENV_SERVICES_PACKAGE`` (default ``services``)."""
+    global _default
+    if _default is None:
+        from .config import get_settings
+
+        _default = Registry(get_settings().services_package)
+    return _default

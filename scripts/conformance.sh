@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Run the official MCP conformance suite (@modelcontextprotocol/conformance)
+# server scenarios against a running MCP Streamable HTTP endpoint.
+#
+#   usage: scripts/conformance.sh URL [scenario ...]
+#   e.g.   scripts/conformance.sh http://127.0.0.1:8101/mcp
+#
+# The suite needs Node >= 22 but machines here ship Node 20 and only package
+# registries are reachable, so we install Node 22 from the npm package `node`
+# (a prebuilt binary shipped inside the registry) next to the suite, in a
+# git-ignored cache. Versions are pinned by scripts/conformance/package-lock.json
+# (conformance 0.1.16, node 22.23.3, and the TS MCP SDK whose client the suite
+# uses). Re-runs skip the install unless that lockfile changed.
+# Per-scenario checks.json files land in $CACHE/results/.
+set -euo pipefail
+
+if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
+  echo "usage: $0 URL [scenario ...]   (default: server-initialize ping tools-list dns-rebinding-protection)" >&2
+  exit 2
+fi
+url=$1; shift
+scenarios=("$@")
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(server-initialize ping tools-list dns-rebinding-protection)
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+pins=$root/scripts/conformance
+cache=${CONFORMANCE_CACHE:-$root/.cache/conformance}
+node=$cache/node_modules/node/bin/node
+cli=$cache/node_modules/@modelcontextprotocol/conformance/dist/index.js
+
+install() {
+  mkdir -p "$cache"
+  echo '*' > "$cache/.gitignore"   # the cache ignores itself
+  cp "$pins/package.json" "$pins/package-lock.json" "$cache/"
+  # node@22's preinstall fetches the matching node-<os>-<arch> package from npm.
+  (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error >&2)
+}
+if ! { cmp -s "$pins/package-lock.json" "$cache/package-lock.json" \
+       && [[ -f $cli ]] && "$node" --version >/dev/null 2>&1; }; then
+  echo "Installing conformance suite into $cache ..." >&2
+  install
+fi
+
+results=$cache/results
+mkdir -p "$results"
+declare -a summary
+failed=0
+for s in "${scenarios[@]}"; do
+  echo "=== $s ==="
+  log=$(mktemp)
+  rc=0
+  "$node" "$cli" server --url "$url" --scenario "$s" -o "$results" 2>&1 | tee "$log" || rc=$?
+  counts=$(grep -Eo 'Passed: [0-9]+/[0-9]+, [0-9]+ failed, [0-9]+ warnings' "$log" | tail -1 || true)
+  rm -f "$log"
+  if [[ $rc -eq 0 ]]; then
+    summary+=("PASS  $s  ${counts:-}")
+  else
+    summary+=("FAIL  $s  ${counts:-(exit $rc)}")
+    failed=$((failed + 1))
+  fi
+done
+
+echo
+echo "=== conformance summary ($url) ==="
+printf '%s\n' "${summary[@]}"
+echo "$((${#scenarios[@]} - failed)) passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,1 @@
+"""Example MCP tool services, one package each: ``services/<name>/service.py`` defines ``service``."""
