@@ -1,41 +1,67 @@
-"""devenv: one MCP tool function, in-process in a test or over HTTP in a Pod; flip ``K8S_MODE``."""
+"""devenv: one MCP tool function, in-process in a test or over HTTP in a Pod; flip ``K8S_MODE``.
 
-from .cache import Cache, MemoryCache, RedisCache, cache_from_env
-from .client import MCPClient
-from .config import Settings, get_settings
-from .errors import (
-    ConfigError,
-    DevenvError,
-    InvalidArguments,
-    ProtocolError,
-    ServiceNotFound,
-    ServiceUnavailable,
-    ToolError,
-    ToolNotFound,
-)
-from .tools import Registry, Service, Tool, default_registry
+Exports resolve lazily so that ``devenv --help`` does not pay for pydantic, httpx or FastAPI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Cache",
-    "ConfigError",
-    "DevenvError",
-    "InvalidArguments",
-    "MCPClient",
-    "MemoryCache",
-    "ProtocolError",
-    "RedisCache",
-    "Registry",
-    "Service",
-    "ServiceNotFound",
-    "ServiceUnavailable",
-    "Settings",
-    "Tool",
-    "ToolError",
-    "ToolNotFound",
-    "__version__",
-    "cache_from_env",
-    "default_registry",
-    "get_settings",
-]
+_EXPORTS = {
+    "Cache": "cache",
+    "MemoryCache": "cache",
+    "RedisCache": "cache",
+    "cache_from_env": "cache",
+    "MCPClient": "client",
+    "Settings": "config",
+    "get_settings": "config",
+    "ConfigError": "errors",
+    "DevenvError": "errors",
+    "InvalidArguments": "errors",
+    "ProtocolError": "errors",
+    "ServiceNotFound": "errors",
+    "ServiceUnavailable": "errors",
+    "ToolError": "errors",
+    "ToolNotFound": "errors",
+    "Registry": "tools",
+    "Service": "tools",
+    "Tool": "tools",
+    "default_registry": "tools",
+    "create_app": "server",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'devenv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from .cache import Cache, MemoryCache, RedisCache, cache_from_env
+    from .client import MCPClient
+    from .config import Settings, get_settings
+    from .errors import (
+        ConfigError,
+        DevenvError,
+        InvalidArguments,
+        ProtocolError,
+        ServiceNotFound,
+        ServiceUnavailable,
+        ToolError,
+        ToolNotFound,
+    )
+    from .server import create_app
+    from .tools import Registry, Service, Tool, default_registry

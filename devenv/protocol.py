@@ -14,6 +14,7 @@ from .errors import DevenvError, InvalidArguments, ProtocolError, ServiceNotFoun
 
 __all__ = [
     "INTERNAL_ERROR",
+    "JSONDecodeError",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "LATEST_VERSION",
@@ -42,6 +43,9 @@ INTERNAL_ERROR = -32603
 # Where a devenv peer puts the machine-readable error inside an `isError` result, so the
 # caller can raise the same exception class it would have raised in-process.
 ERROR_META_KEY = "dev.devenv/error"
+
+
+JSONDecodeError = orjson.JSONDecodeError
 
 
 def dumps(value: Any) -> bytes:

@@ -31,6 +31,7 @@ __all__ = ["Registry", "Service", "Tool", "default_registry"]
 
 logger = logging.getLogger("devenv.tools")
 
+WRAPPED_KEY = "x-devenv-wrapped"
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 _ARGS_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
@@ -91,7 +92,7 @@ class Tool:
         self.idempotent = read_only or idempotent  # reads are safe to repeat
         self.cache_ttl = cache_ttl
         summary, arg_docs = _split_docstring(inspect.getdoc(fn) or "")
-        self.description = description or summary
+        self.description = description or summary or self.name.replace("_", " ")  # MCP wants one
         self.annotations: dict[str, Any] = {"readOnlyHint": read_only, "idempotentHint": self.idempotent}
         if not read_only and destructive is not None:
             self.annotations["destructiveHint"] = destructive
@@ -118,7 +119,8 @@ class Tool:
             output_schema = {"type": "object", "properties": {"result": inner}, "required": ["result"]}
             if defs:
                 output_schema["$defs"] = defs
-        self.output_schema = output_schema
+        # Tells a remote devenv client whether to unwrap {"result": ...} (JSON Schema ignores x- keys).
+        self.output_schema = {**output_schema, WRAPPED_KEY: self.wraps_result}
 
     @property
     def uri(self) -> str:
