@@ -26,7 +26,7 @@ from .errors import DevenvError, InvalidArguments, ToolError, ToolNotFound
 from .metrics import ServiceMetrics
 from .tools import Service, Tool
 
-__all__ = ["create_app"]
+__all__ = ["app_from_env", "create_app"]
 
 call_log = logging.getLogger("devenv.calls")
 
@@ -333,3 +333,20 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn (``--factory``): serves ``$DEVENV_SERVICE``, used by ``devenv serve --reload``."""
+    import os
+
+    from .logs import configure_logging
+    from .tools import default_registry
+
+    name = os.environ.get("DEVENV_SERVICE")
+    if not name:
+        from .errors import ConfigError
+
+        raise ConfigError("DEVENV_SERVICE is not set: which service should this process serve?")
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(default_registry().get(name), settings)

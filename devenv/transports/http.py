@@ -112,6 +112,8 @@ class HTTPTransport(Transport):
         result = message.get("result") or {}
         if result.get("isError"):
             payload = (result.get("_meta") or {}).get(protocol.ERROR_META_KEY)
+            if payload is None and session.tools and tool not in session.tools:
+                raise ToolNotFound(service, tool, sorted(session.tools))  # a foreign server's "unknown tool"
             if payload is None:
                 text = " ".join(c.get("text", "") for c in result.get("content", []) if c.get("type") == "text")
                 payload = {"type": "ToolError", "error_type": "ToolError", "detail": text}
