@@ -15,7 +15,7 @@ class ServiceMetrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "mcp_requests", "Tool calls by outcome (ok, invalid_arguments, tool_error, not_found).",
+            "mcp_requests", "Tool calls by outcome (ok, invalid_arguments, tool_error).",
             ["service", "tool", "transport", "status"], registry=self.registry,
         )
         self.latency = Histogram(

@@ -112,13 +112,15 @@ class _Runtime:
             status, error = "tool_error", exc
             raise
         finally:
-            elapsed = time.perf_counter() - start
-            self.metrics.observe(tool.name, transport, status, elapsed)
-            extra = {"service": self.service.name, "tool": tool.name, "transport": transport,
-                     "status": status, "duration_ms": round(elapsed * 1000, 3)}
-            if error is not None:
-                extra["error"] = redact(str(error))
-            call_log.info("tool call", extra=extra)
+            self.record(tool.name, transport, status, time.perf_counter() - start, error)
+
+    def record(self, tool: str, transport: str, status: str, elapsed: float, error: DevenvError | None) -> None:
+        self.metrics.observe(tool, transport, status, elapsed)
+        extra = {"service": self.service.name, "tool": tool, "transport": transport,
+                 "status": status, "duration_ms": round(elapsed * 1000, 3)}
+        if error is not None:
+            extra["error"] = redact(str(error))
+        call_log.info("tool call", extra=extra)
 
     def origin_allowed(self, origin: str | None) -> bool:
         """DNS-rebinding defence: browsers send Origin; only loopback and listed origins may call."""
@@ -311,7 +313,10 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
             {"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"], "type": e["type"]}
             for e in exc.errors()
         ]
-        return _error_body(InvalidArguments(tool, errors), 422)
+        error = InvalidArguments(tool, errors)
+        if tool in service.tools:  # FastAPI rejected the body before the runtime saw it: count it here
+            runtime.record(tool, "rest", "invalid_arguments", 0.0, error)
+        return _error_body(error, 422)
 
     @app.get("/health", tags=["probes"])
     async def health() -> dict[str, str]:
