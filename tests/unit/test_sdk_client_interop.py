@@ -1,0 +1,57 @@
+"""The official MCP SDK client is the referee: it must work against a devenv service in both modes."""
+
+from __future__ import annotations
+
+import pytest
+from mcp import Client, MCPError
+
+from devenv import create_app
+from tests.conftest import serve_in_thread
+from tests.unit.demo_service import make_service
+
+
+@pytest.fixture(scope="module")
+def mcp_url():
+    with serve_in_thread(create_app(make_service())) as url:
+        yield f"{url}/mcp"
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sdk_client_handshake_list_and_call(mcp_url, mode):
+    async with Client(mcp_url, mode=mode) as client:
+        assert client.protocol_version == "2025-11-25"  # auto probes server/discover, gets 400, falls back
+        assert client.server_info.name == "demo"
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert set(tools) == set(make_service().tools)
+        assert tools["echo"].annotations.read_only_hint is True
+        assert tools["echo"].input_schema["properties"]["times"]["maximum"] == 5
+
+        result = await client.call_tool("make_box", {"label": "k", "corners": [{"x": 1, "y": 1}]})
+        assert result.is_error is False
+        assert result.structured_content == {"label": "k", "corners": [{"x": 1, "y": 1}]}
+
+        echoed = await client.call_tool("echo", {"text": "yo", "times": 2})
+        assert echoed.structured_content == {"result": "yoyo"}
+        assert echoed.content[0].text == '{"result":"yoyo"}'
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sdk_client_sees_errors_the_mcp_way(mcp_url, mode):
+    async with Client(mcp_url, mode=mode) as client:
+        bad_args = await client.call_tool("echo", {"text": 1})
+        assert bad_args.is_error is True
+        assert "text" in bad_args.content[0].text
+
+        failed = await client.call_tool("fail", {"message": "disk full"})
+        assert failed.is_error is True
+        assert "disk full" in failed.content[0].text
+
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("missing", {})
+        assert unknown.value.error.code == -32602
+
+
+@pytest.mark.filterwarnings("ignore:ping is removed:DeprecationWarning")
+async def test_sdk_client_ping(mcp_url):
+    async with Client(mcp_url, mode="legacy") as client:
+        await client.send_ping()
