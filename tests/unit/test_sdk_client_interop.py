@@ -51,7 +51,7 @@ async def test_sdk_client_sees_errors_the_mcp_way(mcp_url, mode):
         assert unknown.value.error.code == -32602
 
 
-@pytest.mark.filterwarnings("ignore:ping is removed:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:ping is removed:UserWarning")
 async def test_sdk_client_ping(mcp_url):
     async with Client(mcp_url, mode="legacy") as client:
         await client.send_ping()
