@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +80,10 @@ class HTTPTransport(Transport):
         self._headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
         self._headers.update(headers or {})
         self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        # Weak: a loop that ends (asyncio.run, a test's loop) must not keep its pool alive here.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
         self._sessions: dict[str, _Session] = {}
         self._ids = itertools.count(1)
 
@@ -127,12 +131,13 @@ class HTTPTransport(Transport):
         return content
 
     async def aclose(self) -> None:
-        clients, self._clients = self._clients, {}
+        clients, self._clients = dict(self._clients), weakref.WeakKeyDictionary()
         for loop, client in clients.items():
             if loop is asyncio.get_running_loop():
                 await client.aclose()
-            elif not loop.is_closed():
+            elif loop.is_running():
                 asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+            # a loop that no longer runs took its sockets with it: nothing left to close
 
     def close(self) -> None:
         run_sync(self.aclose())
