@@ -55,7 +55,7 @@ class MCPClient:
                 transport = HTTPTransport(timeout=timeout or settings.timeout, retries=retries, headers=headers)
             else:
                 if registry is None:
-                    registry = Registry(services=services) if services is not None else default_registry()
+                    registry = Registry(None, services) if services is not None else default_registry()
                 transport = InProcessTransport(registry)
         self.transport = transport
         self.mode = "inprocess" if isinstance(transport, InProcessTransport) else "http"

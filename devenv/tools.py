@@ -35,14 +35,19 @@ WRAPPED_KEY = "x-devenv-wrapped"
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 _ARGS_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
+_ANY_SECTION = re.compile(
+    r"^\s*(Args|Arguments|Parameters|Returns?|Yields?|Raises|Examples?|Notes?|Attributes|See Also):\s*$", re.MULTILINE
+)
 _ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
 
 
 def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
     """Google-style docstring → (description, {argument: description})."""
+    first_section = _ANY_SECTION.search(doc)
+    description = doc[: first_section.start()].strip() if first_section else doc.strip()
     match = _ARGS_SECTION.search(doc)
     if not match:
-        return doc.strip(), {}
+        return description, {}
     args: dict[str, str] = {}
     last = None
     for line in doc[match.end() :].splitlines():
@@ -56,7 +61,7 @@ def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
             args[last] = arg[2].strip()
         elif last:
             args[last] += " " + line.strip()
-    return doc[: match.start()].strip(), args
+    return description, args
 
 
 def _hoist_defs(schema: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -172,7 +177,8 @@ class Tool:
 
     def _cache_key(self, args: Any) -> str:
         digest = hashlib.sha256(args.model_dump_json().encode()).hexdigest()[:32]
-        return f"devenv:{self.service.name}:{self.name}:{digest}"
+        # The version is in the key so a deploy never serves results shaped by the old code.
+        return f"devenv:{self.service.name}:{self.service.version}:{self.name}:{digest}"
 
     # -- execution ---------------------------------------------------------------------------
 
@@ -350,9 +356,12 @@ class Service:
 
 
 class Registry:
-    """Finds services by name: ``jd-classifier`` is ``<package>/jd_classifier/service.py``'s ``service``."""
+    """Finds services by name: ``jd-classifier`` is ``<package>/jd_classifier/service.py``'s ``service``.
 
-    def __init__(self, package: str = "services", services: list[Service] | None = None) -> None:
+    ``package=None`` knows only the services registered explicitly.
+    """
+
+    def __init__(self, package: str | None = "services", services: list[Service] | None = None) -> None:
         self.package = package
         self._services: dict[str, Service] = {}
         for service in services or []:
@@ -363,6 +372,8 @@ class Registry:
         return service
 
     def _package_dir(self) -> Path | None:
+        if self.package is None:
+            return None
         try:
             module = importlib.import_module(self.package)
         except ImportError:
@@ -382,7 +393,7 @@ class Registry:
         service = self._services.get(name)
         if service is not None:
             return service
-        if not _SERVICE_NAME.match(name):
+        if self.package is None or not _SERVICE_NAME.match(name):
             raise ServiceNotFound(name, self.names())
         module_name = f"{self.package}.{name.replace('-', '_')}.service"
         try:

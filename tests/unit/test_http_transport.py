@@ -25,9 +25,19 @@ from tests.conftest import serve_in_thread
 from tests.unit.demo_service import make_service
 
 
-def http_client(monkeypatch, service: str, url: str, **kwargs) -> MCPClient:
-    monkeypatch.setenv(f"DEVENV_URL_{service.upper().replace('-', '_')}", url)
-    return MCPClient(mode="http", **kwargs)
+@pytest.fixture
+def http_client(monkeypatch):
+    """``http_client(service, url, **options)``: a remote-mode client pointed at ``url``, closed after the test."""
+    made: list[MCPClient] = []
+
+    def make(service: str, url: str, **kwargs) -> MCPClient:
+        monkeypatch.setenv(f"DEVENV_URL_{service.upper().replace('-', '_')}", url)
+        made.append(MCPClient(mode="http", **kwargs))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +47,8 @@ def demo_url():
 
 
 @pytest.fixture
-def client(monkeypatch, demo_url):
-    with http_client(monkeypatch, "demo", demo_url) as client:
-        yield client
+def client(http_client, demo_url):
+    return http_client("demo", demo_url)
 
 
 def test_k8s_mode_selects_http(monkeypatch):
@@ -61,6 +70,7 @@ def test_results_match_what_in_process_returns(client):
 
 async def test_acall_works_from_a_running_loop(client):
     results = await asyncio.gather(*(client.acall("demo/slow_square", {"n": i}) for i in range(20)))
+    await client.aclose()
     assert results == [i * i for i in range(20)]
 
 
@@ -104,8 +114,8 @@ def test_list_tools_over_http(client):
     assert names == list(make_service().tools)
 
 
-def test_unreachable_service_names_service_and_url(monkeypatch, closed_port_url):
-    client = http_client(monkeypatch, "demo", closed_port_url, retries=1)
+def test_unreachable_service_names_service_and_url(http_client, closed_port_url):
+    client = http_client("demo", closed_port_url, retries=1)
     with pytest.raises(ServiceUnavailable) as exc:
         client.call("demo/echo", {"text": "a"})
     assert exc.value.service == "demo"
@@ -115,14 +125,15 @@ def test_unreachable_service_names_service_and_url(monkeypatch, closed_port_url)
 
 def test_unknown_service_with_port_template_is_service_not_found(monkeypatch):
     monkeypatch.setenv("DEVENV_URL_TEMPLATE", "http://127.0.0.1:{port}")
-    with pytest.raises(ServiceNotFound):
-        MCPClient(mode="http").call("no-such-service/tool", {})
+    with MCPClient(mode="http") as client, pytest.raises(ServiceNotFound):
+        client.call("no-such-service/tool", {})
 
 
 def test_default_url_is_the_kubernetes_service_name():
-    transport = HTTPTransport()
+    transport = HTTPTransport(retries=0)
     with pytest.raises(ServiceUnavailable) as exc:
-        asyncio.run(transport.acall_tool("jd-classifier-unresolvable", "x", {}))
+        transport.call_tool("jd-classifier-unresolvable", "x", {})
+    transport.close()
     assert exc.value.url == "http://jd-classifier-unresolvable-service:8080/mcp"
 
 
@@ -152,40 +163,40 @@ class Flaky:
         return await self.app(scope, receive, send)
 
 
-def test_idempotent_tools_are_retried_with_backoff(monkeypatch):
+def test_idempotent_tools_are_retried_with_backoff(http_client):
     flaky = Flaky(create_app(make_service()), failures=2)
     with serve_in_thread(flaky) as url:
-        client = http_client(monkeypatch, "demo", url, retries=3)
+        client = http_client("demo", url, retries=3)
         client.transport._backoff = 0.01
         assert client.call("demo/echo", {"text": "x"}) == "x"  # read-only → idempotent
     assert flaky.calls == 3
 
 
-def test_non_idempotent_tools_are_not_retried(monkeypatch):
+def test_non_idempotent_tools_are_not_retried(http_client):
     flaky = Flaky(create_app(make_service()), failures=1)
     with serve_in_thread(flaky) as url:
-        client = http_client(monkeypatch, "demo", url, retries=3)
+        client = http_client("demo", url, retries=3)
         with pytest.raises(ServiceUnavailable) as exc:
             client.call("demo/make_box", {"label": "a", "corners": []})
     assert flaky.calls == 1
     assert "503" in exc.value.reason
 
 
-def test_retries_give_up_after_the_limit(monkeypatch):
+def test_retries_give_up_after_the_limit(http_client):
     flaky = Flaky(create_app(make_service()), failures=10)
     with serve_in_thread(flaky) as url:
-        client = http_client(monkeypatch, "demo", url, retries=2)
+        client = http_client("demo", url, retries=2)
         client.transport._backoff = 0.01
         with pytest.raises(ServiceUnavailable):
             client.call("demo/echo", {"text": "x"})
     assert flaky.calls == 3
 
 
-def test_a_non_mcp_endpoint_is_a_protocol_error(monkeypatch):
+def test_a_non_mcp_endpoint_is_a_protocol_error(http_client):
     app = Starlette(routes=[Mount("/", app=Response("<html>hello</html>", media_type="text/html"))])
     with serve_in_thread(app) as url:
         with pytest.raises(ProtocolError) as exc:
-            http_client(monkeypatch, "demo", url).call("demo/echo", {"text": "x"})
+            http_client("demo", url).call("demo/echo", {"text": "x"})
     assert "not JSON" in str(exc.value)
 
 
@@ -230,10 +241,10 @@ def sdk_server():
     [({}, True), ({"json_response": True, "stateless_http": True}, False)],
     ids=["sse-with-session", "stateless-json"],
 )
-def test_calls_an_official_sdk_server(monkeypatch, options, streams):
+def test_calls_an_official_sdk_server(http_client, options, streams):
     app = sdk_server().streamable_http_app(**options)
     with serve_in_thread(app) as url:
-        client = http_client(monkeypatch, "sdk-demo", url)
+        client = http_client("sdk-demo", url)
         assert client.call("sdk-demo/add", {"a": 2, "b": 40}) == 42
         assert client.call("sdk-demo/profile", {"name": "ada"}) == {"name": "ada", "len": 3}
         assert client.call("sdk-demo/shout", {"text": "hi"}) == "HI"  # text-only results come back as text
@@ -243,11 +254,10 @@ def test_calls_an_official_sdk_server(monkeypatch, options, streams):
             client.call("sdk-demo/boom", {"reason": "nope"})
         with pytest.raises(ToolNotFound):
             client.call("sdk-demo/missing", {})
-        client.close()
     assert "boom" in str(failed.value)
 
 
-def test_sse_responses_are_parsed(monkeypatch):
+def test_sse_responses_are_parsed(http_client):
     """The stateful SDK server answers tools/call with text/event-stream: check we really saw one."""
     seen: list[str] = []
     inner = sdk_server().streamable_http_app()
@@ -262,17 +272,16 @@ def test_sse_responses_are_parsed(monkeypatch):
         await inner(scope, receive, record)
 
     with serve_in_thread(spy) as url:
-        assert http_client(monkeypatch, "sdk-demo", url).call("sdk-demo/add", {"a": 1, "b": 1}) == 2
+        assert http_client("sdk-demo", url).call("sdk-demo/add", {"a": 1, "b": 1}) == 2
     assert any(kind.startswith("text/event-stream") for kind in seen)
 
 
-def test_a_lost_session_is_renewed(monkeypatch):
+def test_a_lost_session_is_renewed(http_client):
     """A stateful server that restarts forgets our session (404): the client starts a new one."""
     from tests.conftest import free_port
 
     port = free_port()
-    monkeypatch.setenv("DEVENV_URL_SDK_DEMO", f"http://127.0.0.1:{port}")
-    client = MCPClient(mode="http")
+    client = http_client("sdk-demo", f"http://127.0.0.1:{port}")
     with serve_in_thread(sdk_server().streamable_http_app(), port=port):
         assert client.call("sdk-demo/add", {"a": 1, "b": 2}) == 3
         first = client.transport._sessions["sdk-demo"].session_id

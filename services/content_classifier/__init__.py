@@ -1,0 +1,1 @@
+"""content-classifier: rank Johnny.Decimal categories for a piece of text."""

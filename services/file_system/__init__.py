@@ -1,0 +1,1 @@
+"""file-system: read and write files inside one vault directory, never outside it."""

@@ -1,0 +1,1 @@
+"""inbox-agent: file everything in the unsorted inbox into the vault, using the other services."""

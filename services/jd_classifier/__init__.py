@@ -1,0 +1,1 @@
+"""jd-classifier: look up and place documents in a Johnny.Decimal structure."""

@@ -1,0 +1,1 @@
+"""notifications: a shared, bounded log of messages for people and agents."""
