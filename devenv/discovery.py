@@ -3,6 +3,9 @@
 In order: ``$DEVENV_URL_<NAME>`` (``jd-classifier`` → ``DEVENV_URL_JD_CLASSIFIER``), then
 ``$DEVENV_URL_TEMPLATE`` with ``{service}``, ``{package}`` and ``{port}`` filled in, then
 the in-cluster default ``http://<service>-service:8080`` (the Kubernetes Service name).
+
+``$DEVENV_SERVICES`` (comma-separated), when set, is the whole catalogue: other names are
+``ServiceNotFound`` up front, as in-process, instead of a DNS failure later.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ def service_url(service: str, environ: Mapping[str, str] | None = None, registry
     if not _NAME.match(service):
         raise ServiceNotFound(service)
     env = os.environ if environ is None else environ
+    catalogue = [n.strip() for n in env.get("DEVENV_SERVICES", "").split(",") if n.strip()]
+    if catalogue and service not in catalogue:
+        raise ServiceNotFound(service, sorted(catalogue))
     explicit = env.get(env_var_for(service))
     if explicit:
         return explicit.rstrip("/")

@@ -289,3 +289,10 @@ def test_a_lost_session_is_renewed(http_client):
         assert client.call("sdk-demo/add", {"a": 2, "b": 2}) == 4
         second = client.transport._sessions["sdk-demo"].session_id
     assert first and second and first != second
+
+
+def test_a_service_outside_the_catalogue_is_service_not_found(monkeypatch):
+    monkeypatch.setenv("DEVENV_SERVICES", "demo,jd-classifier")
+    with MCPClient(mode="http") as client, pytest.raises(ServiceNotFound) as exc:
+        client.call("jd-classifer/find_category", {"query": "tax"})  # sic: a typo
+    assert exc.value.known == ["demo", "jd-classifier"]
