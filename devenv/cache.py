@@ -53,6 +53,7 @@ class MemoryCache:
             if expires is not None and expires <= time.monotonic():
                 del self._values[key]
                 return None
+            self._values.move_to_end(key)  # least recently used goes first
             return value
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -70,7 +71,9 @@ class MemoryCache:
 
     def push(self, key: str, value: bytes, max_len: int) -> None:
         with self._lock:
-            items = self._lists.setdefault(key, deque(maxlen=max_len))
+            items = self._lists.get(key)
+            if items is None or items.maxlen != max_len:  # trim to the new bound, as LTRIM does
+                items = self._lists[key] = deque(list(items or ())[:max_len], maxlen=max_len)
             items.appendleft(value)
 
     def items(self, key: str, limit: int) -> list[bytes]:
@@ -121,6 +124,8 @@ class RedisCache:
         self._do(op)
 
     def items(self, key: str, limit: int) -> list[bytes]:
+        if limit <= 0:
+            return []  # LRANGE 0 -1 would mean "everything"
         return self._do(self._client.lrange, key, 0, limit - 1)
 
     def ping(self) -> None:

@@ -6,6 +6,7 @@ Every knob is an environment variable so the same code is configured by a shell,
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -44,7 +45,7 @@ def _number(environ: Mapping[str, str], key: str, default: float, cast=float):
         value = cast(raw)
     except ValueError:
         raise ConfigError(f"{key}={raw!r} is not a number") from None
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{key}={raw!r} must be greater than zero")
     return value
 
@@ -125,10 +126,16 @@ def redact_mapping(values: Mapping[str, Any], environ: Mapping[str, str] | None 
     for key, value in values.items():
         if is_secret_key(key):
             out[key] = _MASK
-        elif isinstance(value, str):
-            out[key] = redact(value, environ)
-        elif isinstance(value, Mapping):
-            out[key] = redact_mapping(value, environ)
         else:
-            out[key] = value
+            out[key] = _redact_value(value, environ)
     return out
+
+
+def _redact_value(value: Any, environ: Mapping[str, str] | None) -> Any:
+    if isinstance(value, str):
+        return redact(value, environ)
+    if isinstance(value, Mapping):
+        return redact_mapping(value, environ)
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(v, environ) for v in value]
+    return value

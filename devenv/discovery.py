@@ -47,5 +47,5 @@ def service_url(service: str, environ: Mapping[str, str] | None = None, registry
         fields["port"] = port
     try:
         return template.format(**fields).rstrip("/")
-    except (KeyError, IndexError, ValueError) as exc:
+    except (AttributeError, KeyError, IndexError, ValueError) as exc:
         raise ConfigError(f"DEVENV_URL_TEMPLATE={template!r} is invalid: {exc!r}") from None

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from .config import redact
+from .config import redact_mapping
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
@@ -25,7 +25,8 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str))
+        # Mask before encoding: JSON escapes would hide a secret containing quotes or non-ASCII.
+        return json.dumps(redact_mapping(entry), default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:

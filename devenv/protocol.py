@@ -102,7 +102,7 @@ def error_payload(exc: DevenvError) -> dict[str, Any]:
 
 
 def error_from_payload(payload: dict[str, Any], *, service: str, tool: str) -> DevenvError:
-    """Rebuild the exception a devenv peer reported; anything else becomes ``ToolError``."""
+    """Rebuild the exception a devenv peer reported; a type we cannot rebuild is a ``ProtocolError``."""
     kind = payload.get("type")
     if kind == "InvalidArguments":
         return InvalidArguments(payload.get("tool", tool), list(payload.get("errors", [])))
@@ -114,7 +114,7 @@ def error_from_payload(payload: dict[str, Any], *, service: str, tool: str) -> D
             payload.get("traceback"),
         )
     if kind == "ToolNotFound":
-        return ToolNotFound(service, payload.get("tool", tool), payload.get("known"))
+        return ToolNotFound(payload.get("service", service), payload.get("tool", tool), payload.get("known"))
     if kind == "ServiceNotFound":
         return ServiceNotFound(payload.get("service", service), payload.get("known"))
     return ProtocolError(f"{service}/{tool}: {payload.get('message', payload)}")

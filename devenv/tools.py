@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio.to_thread
 import orjson
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic_core import PydanticSerializationError
 
 from ._portal import run_sync
@@ -109,8 +109,15 @@ class Tool:
         for param in inspect.signature(fn).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
                 raise ConfigError(f"tool {self.name!r}: parameter {param.name!r} must be a named parameter")
+            if param.name.startswith("_") or hasattr(BaseModel, param.name):
+                raise ConfigError(
+                    f"tool {self.name!r}: parameter {param.name!r} clashes with pydantic's model attributes"
+                    " or is private; rename it"
+                )
             default = ... if param.default is param.empty else param.default
-            fields[param.name] = (hints.get(param.name, Any), Field(default, description=arg_docs.get(param.name)))
+            if param.name in arg_docs:  # a docstring description; Annotated[..., Field(description=)] also works
+                default = Field(default, description=arg_docs[param.name])
+            fields[param.name] = (hints.get(param.name, Any), default)
         model_name = "".join(part.title() for part in re.split(r"[_.-]", self.name)) + "Arguments"
         self.input_model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
         self.input_schema = self.input_model.model_json_schema()
@@ -399,7 +406,7 @@ class Registry:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
+            if exc.name is not None and (exc.name == module_name or module_name.startswith(exc.name + ".")):
                 raise ServiceNotFound(name, self.names()) from None
             raise  # the service exists but one of its own imports is broken: show that, not "unknown"
         service = getattr(module, "service", None)
