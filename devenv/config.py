@@ -6,6 +6,7 @@ Every knob is an environment variable so the same code is configured by a shell,
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -15,7 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "get_settings", "is_secret_key", "redact", "redact_mapping"]
+__all__ = ["Settings", "get_settings", "is_secret_key", "redact", "redact_mapping", "secret_values"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -102,40 +103,43 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings.from_env(environ)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
-def _secret_values(environ: Mapping[str, str]) -> list[str]:
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of secret-looking variables, longest first (so a secret inside another is masked whole)."""
+    env = os.environ if environ is None else environ
     # Short values would mask ordinary words everywhere; real secrets are longer.
-    values = {v for k, v in environ.items() if is_secret_key(k) and len(v) >= 6}
+    values = {v for k, v in env.items() if len(v) >= 6 and is_secret_key(k)}
     return sorted(values, key=len, reverse=True)
 
 
-def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+def redact(text: str, environ: Mapping[str, str] | None = None, *, secrets: list[str] | None = None) -> str:
     """Mask URL passwords and the values of secret-looking environment variables in ``text``."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", text)
-    for value in _secret_values(os.environ if environ is None else environ):
-        text = text.replace(value, _MASK)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", text)
+    for value in secret_values(environ) if secrets is None else secrets:
+        if value in text:
+            text = text.replace(value, _MASK)
     return text
 
 
-def redact_mapping(values: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def redact_mapping(
+    values: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, secrets: list[str] | None = None
+) -> dict[str, Any]:
     """A copy of ``values`` with secret keys masked and secrets inside other values masked."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if is_secret_key(key):
-            out[key] = _MASK
-        else:
-            out[key] = _redact_value(value, environ)
-    return out
+    if secrets is None:
+        secrets = secret_values(environ)  # once per mapping, not once per string in it
+    return {key: _MASK if is_secret_key(key) else _redact_value(value, secrets) for key, value in values.items()}
 
 
-def _redact_value(value: Any, environ: Mapping[str, str] | None) -> Any:
+def _redact_value(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
-        return redact(value, environ)
+        return redact(value, secrets=secrets)
     if isinstance(value, Mapping):
-        return redact_mapping(value, environ)
+        return redact_mapping(value, secrets=secrets)
     if isinstance(value, (list, tuple)):
-        return [_redact_value(v, environ) for v in value]
+        return [_redact_value(v, secrets) for v in value]
     return value

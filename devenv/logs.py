@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from .config import redact_mapping
+from .config import redact_mapping, secret_values
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
@@ -15,6 +15,13 @@ _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
+    """Secret values are read from the environment once, when the formatter is made (at start-up):
+    scanning ``os.environ`` per line would cost more than the rest of a tool call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets = secret_values()
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
@@ -26,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         # Mask before encoding: JSON escapes would hide a secret containing quotes or non-ASCII.
-        return json.dumps(redact_mapping(entry), default=str)
+        return json.dumps(redact_mapping(entry, secrets=self._secrets), default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -18,16 +18,26 @@ from devenv.metrics import ServiceMetrics
 
 
 class Captured:
-    """A logger of its own whose records go through JsonFormatter into a string."""
+    """A logger of its own whose records go through JsonFormatter into a string.
+
+    The formatter reads secrets from the environment when it is made, as at a service's
+    start-up, so it is made on first use: after the test has set its variables.
+    """
 
     def __init__(self) -> None:
         self.stream = io.StringIO()
-        self.logger = logging.getLogger(f"devenv.test.{uuid.uuid4().hex}")
-        handler = logging.StreamHandler(self.stream)
-        handler.setFormatter(JsonFormatter())
-        self.logger.handlers[:] = [handler]
-        self.logger.setLevel(logging.DEBUG)
-        self.logger.propagate = False
+        self._logger: logging.Logger | None = None
+
+    @property
+    def logger(self) -> logging.Logger:
+        if self._logger is None:
+            self._logger = logging.getLogger(f"devenv.test.{uuid.uuid4().hex}")
+            handler = logging.StreamHandler(self.stream)
+            handler.setFormatter(JsonFormatter())
+            self._logger.handlers[:] = [handler]
+            self._logger.setLevel(logging.DEBUG)
+            self._logger.propagate = False
+        return self._logger
 
     @property
     def text(self) -> str:
@@ -41,7 +51,8 @@ class Captured:
 def captured() -> Iterator[Captured]:
     capture = Captured()
     yield capture
-    capture.logger.handlers.clear()
+    if capture._logger is not None:
+        capture._logger.handlers.clear()
 
 
 def test_one_json_object_per_line(captured):

@@ -1,0 +1,1 @@
+"""ASGI apps the wire benchmark launches, one per uvicorn process: ``benchmarks.servers.<name>:app``."""
