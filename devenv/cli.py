@@ -120,3 +120,198 @@ def call(
 
 def main() -> None:
     app()
+
+
+# -- stacks: up, down, status, env ----------------------------------------------------------
+
+
+def _check_target(value: str) -> str:
+    if value != "local":
+        planned = " is not available yet" if value in ("docker", "kind") else " is not a target"
+        raise typer.BadParameter(f"{value!r}{planned}; available: local")
+    return value
+
+
+_Target = Annotated[
+    str,
+    typer.Option("--target", "-t", envvar="DEVENV_TARGET", callback=_check_target,
+                 help="Where the stack runs: local (docker and kind come later)"),
+]
+_StateDir = Annotated[
+    str | None,
+    typer.Option("--state-dir", envvar="DEVENV_STATE_DIR", show_default=".devenv",
+                 help="Where the stack's state, logs and env file live"),
+]
+
+
+def _stack(target: str, state_dir: str | None, **options):
+    from .stack import get_stack
+
+    return get_stack(target, state_dir=state_dir, **options)
+
+
+def _status_table(statuses, title: str):
+    from rich.table import Table
+
+    styles = {"healthy": "green", "stopped": "red"}
+    table = Table("service", "url", "pid", "health", title=title, title_justify="left")
+    for s in statuses:
+        style = styles.get(s.health, "yellow")
+        table.add_row(s.name, s.url, str(s.pid) if s.pid else "-", f"[{style}]{s.health}[/]")
+    return table
+
+
+def _relative(path) -> str:
+    """``path`` relative to the current directory when it is inside it, else as it is."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+@app.command()
+def up(
+    services: Annotated[list[str] | None, typer.Argument(help="Services to start (default: all)")] = None,
+    reload: Annotated[bool, typer.Option("--reload/--no-reload", help="Restart a service on code changes")] = True,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Start in the background and return")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every GET /health")] = 30.0,
+    target: _Target = "local",
+    state_dir: _StateDir = None,
+) -> None:
+    """Start services (one uvicorn process each on 127.0.0.1) and show them until Ctrl-C."""
+    import contextlib
+    import signal
+    import threading
+
+    from rich.console import Console
+
+    from .errors import DevenvError
+
+    console = Console()
+    try:
+        stack = _stack(target, state_dir, reload=reload)
+        with console.status("starting services, waiting for GET /health ..."):
+            stack.up(services or None, timeout=timeout)
+    except KeyboardInterrupt:  # up() has already stopped what it started
+        raise _fail("interrupted; nothing left running", 130) from None
+    except DevenvError as exc:
+        raise _fail(str(exc)) from None
+    env_file = _relative(stack.env_file)
+    import shlex
+
+    where = f" --state-dir {shlex.quote(state_dir)}" if state_dir else ""
+    if detach:
+        console.print(_status_table(stack.status(), f"devenv stack ({target})"))
+        console.print(f"env: {env_file}   point clients at it: eval $(devenv env{where})   stop: devenv down{where}")
+        return
+
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    logs = f"{_relative(stack.state_dir)}/<service>.log"
+    caption = f"env: {env_file} (eval $(devenv env{where})) · logs: {logs} · Ctrl-C stops"
+    title = f"devenv stack ({target}{', live reload' if reload else ''})"
+    ended_elsewhere = False
+    try:
+        from rich.console import Group
+        from rich.live import Live
+        from rich.text import Text
+
+        def view(statuses):
+            return Group(_status_table(statuses, title), Text(caption, style="dim"))
+
+        statuses = stack.status()
+        # On a terminal the table updates in place; in a pipe or CI log: the table once, then changes.
+        live = Live(view(statuses), console=console, auto_refresh=False) if console.is_terminal else None
+        if live is None:
+            console.print(view(statuses))
+        with live or contextlib.nullcontext():
+            while not stop.wait(1.0):
+                previous_health = {s.name: s.health for s in statuses}
+                statuses = stack.status()
+                if not statuses:  # `devenv down` in another terminal took the stack away
+                    ended_elsewhere = True
+                    break
+                if live is not None:
+                    live.update(view(statuses), refresh=True)
+                    continue
+                for s in statuses:
+                    if previous_health.get(s.name) != s.health:
+                        console.print(f"{s.name}: {s.health}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not strand processes
+        try:
+            if ended_elsewhere:
+                console.print("the stack was stopped by `devenv down`")
+            else:
+                console.print("stopping ...")
+                stopped = stack.down()
+                console.print(f"stopped {', '.join(stopped)}" if stopped else "stopped (nothing was still running)")
+        finally:
+            for sig, handler in [*previous.items(), (signal.SIGINT, interrupt)]:
+                signal.signal(sig, handler)
+
+
+@app.command()
+def down(target: _Target = "local", state_dir: _StateDir = None) -> None:
+    """Stop the stack started by `devenv up` (detached or in another terminal)."""
+    from .errors import DevenvError
+
+    try:
+        stack = _stack(target, state_dir)
+        recorded = stack.endpoints()
+        stopped = stack.down()
+    except DevenvError as exc:
+        raise _fail(str(exc)) from None
+    if not recorded:
+        typer.echo("no stack running: nothing to stop")
+    elif not stopped:
+        typer.echo(f"no stack running; removed the stale state of {', '.join(recorded)}")
+    else:
+        typer.echo(f"stopped {', '.join(stopped)}")
+
+
+@app.command()
+def status(target: _Target = "local", state_dir: _StateDir = None) -> None:
+    """Show the stack's services: URL, pid and health (probed now)."""
+    from .errors import DevenvError
+
+    try:
+        statuses = _stack(target, state_dir).status()
+    except DevenvError as exc:
+        raise _fail(str(exc)) from None
+    if not statuses:
+        typer.echo("no stack running")
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(_status_table(statuses, f"devenv stack ({target})"))
+    if not any(s.running for s in statuses):
+        console.print("no stack running (these processes are gone); `devenv down` removes the stale state")
+
+
+@app.command()
+def env(target: _Target = "local", state_dir: _StateDir = None) -> None:
+    """Print `export` lines that point a remote-mode client at the stack: eval $(devenv env)."""
+    from .errors import DevenvError
+    from .stack import env_exports
+
+    try:
+        statuses = _stack(target, state_dir).status()
+    except DevenvError as exc:
+        raise _fail(str(exc)) from None
+    running = {s.name: s.url for s in statuses if s.running}
+    if not running:
+        raise _fail("no stack running; start one with `devenv up -d`")
+    for s in statuses:
+        if not s.running:
+            typer.secho(f"warning: {s.name} is stopped; left out", fg=typer.colors.YELLOW, err=True)
+    typer.echo("\n".join(env_exports(running)))
+
+
+if __name__ == "__main__":  # `python -m devenv.cli`, as the local stack starts services
+    main()

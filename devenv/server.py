@@ -98,6 +98,7 @@ class _Runtime:
         self.settings = settings
         self.metrics = ServiceMetrics(service.name)
         self.allowed_origins = set(settings.allowed_origins)
+        self.tool_definitions = [t.definition() for t in service.tools.values()]  # tools/list, built once
 
     async def call(self, tool: Tool, arguments: Any, transport: str) -> Any:
         start = time.perf_counter()
@@ -289,7 +290,6 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     service.debug = service.debug or settings.debug
     runtime = _Runtime(service, settings)
-    runtime.tool_definitions = [t.definition() for t in service.tools.values()]
     app = FastAPI(
         title=f"{service.name} (devenv)",
         version=service.version,
