@@ -89,8 +89,25 @@ def profile(target: wire.Target, seconds: int, rate: int, plan: wire.Plan, top: 
         wire.load(port, pid, plan.warmup_seconds, plan, answer)
         loader = threading.Thread(target=load, args=(port, pid, answer))
         loader.start()
-        done = subprocess.run([py_spy, "record", "-p", str(pid), "-d", str(seconds), "-r", str(rate),
-                               "-f", "raw", "--gil", "-o", str(output)], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                py_spy,
+                "record",
+                "-p",
+                str(pid),
+                "-d",
+                str(seconds),
+                "-r",
+                str(rate),
+                "-f",
+                "raw",
+                "--gil",
+                "-o",
+                str(output),
+            ],
+            capture_output=True,
+            text=True,
+        )
         loader.join()
     if failures:
         raise failures[0]
@@ -109,8 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
     target = next(t for t in wire.TARGETS if t.key == args.target)
-    plan = wire.Plan(warmup_seconds=2, sequential_requests=0, sequential_warmup=0, seconds=args.seconds, runs=1,
-                     connections=16, threads=1, generator="wrk" if wire.wrk_available() else "python", pin=True)
+    plan = wire.Plan(
+        warmup_seconds=2,
+        sequential_requests=0,
+        sequential_warmup=0,
+        seconds=args.seconds,
+        runs=1,
+        connections=16,
+        threads=1,
+        generator="wrk" if wire.wrk_available() else "python",
+        pin=True,
+    )
     try:
         print(profile(target, args.seconds, args.rate, plan, args.top))
     except BenchmarkError as exc:

@@ -15,8 +15,19 @@ from typing import Any
 
 from .wire import ROOT
 
-PACKAGES = ["devenv", "mcp", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic", "pydantic-core",
-            "orjson", "anyio"]
+PACKAGES = [
+    "devenv",
+    "mcp",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "pydantic-core",
+    "orjson",
+    "anyio",
+]
 
 # The issue's targets. Figures, not tests: a miss is reported, it never fails the run.
 TARGETS = {
@@ -48,12 +59,15 @@ def _version(package: str) -> str | None:
 
 def _git() -> dict[str, Any]:
     """Which code was measured: other people edit the tree, so note uncommitted changes too."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"),
-                "devenv_uncommitted": bool(git("status", "--porcelain", "--", "devenv"))}
+        return {
+            "commit": git("rev-parse", "HEAD"),
+            "devenv_uncommitted": bool(git("status", "--porcelain", "--", "devenv")),
+        }
     except OSError:
         return {}
 
@@ -109,16 +123,19 @@ def ratios(inprocess: dict[str, Any], wire: dict[str, Any]) -> dict[str, Any]:
     figures = {
         "inprocess_us_per_call": _get(inprocess, "devenv", "median"),
         "inprocess_sdk_over_devenv": _ratio(_get(inprocess, "sdk", "median"), _get(inprocess, "devenv", "median")),
-        "inprocess_devenv_over_direct": _ratio(_get(inprocess, "devenv", "median"),
-                                               _get(inprocess, "direct", "median")),
+        "inprocess_devenv_over_direct": _ratio(
+            _get(inprocess, "devenv", "median"), _get(inprocess, "direct", "median")
+        ),
         "http_p50_ms": devenv_p50 / 1000 if devenv_p50 else None,
         "http_throughput_vs_sdk": _ratio(devenv_rps, _get(wire, "sdk", "throughput", "median")),
         "http_throughput_vs_sdk_quiet": _ratio(devenv_rps, _get(wire, "sdk_quiet", "throughput", "median")),
         "http_throughput_vs_floor": _ratio(devenv_rps, _get(wire, "floor", "throughput", "median")),
         "http_p50_sdk_over_devenv": _ratio(_get(wire, "sdk", "sequential_us", "p50"), devenv_p50),
         # The same comparison in server CPU per request: steadier when neighbours steal cycles.
-        "http_cpu_sdk_over_devenv": _ratio(_get(wire, "sdk", "server_cpu_us_per_request", "median"),
-                                           _get(wire, "devenv", "server_cpu_us_per_request", "median")),
+        "http_cpu_sdk_over_devenv": _ratio(
+            _get(wire, "sdk", "server_cpu_us_per_request", "median"),
+            _get(wire, "devenv", "server_cpu_us_per_request", "median"),
+        ),
     }
     return {key: value for key, value in figures.items() if value is not None}
 
@@ -153,8 +170,13 @@ def _us(value: float) -> str:
 def inprocess_table(results: dict[str, Any]) -> str:
     base = _get(results, "direct", "median")
     rows = [
-        [r["label"], _us(r["median"]), f"{_us(r['min'])}–{_us(r['max'])}", f"{r['iterations']:,}",
-         f"{r['median'] / base:,.0f}x" if base else ""]
+        [
+            r["label"],
+            _us(r["median"]),
+            f"{_us(r['min'])}–{_us(r['max'])}",
+            f"{r['iterations']:,}",
+            f"{r['median'] / base:,.0f}x" if base else "",
+        ]
         for r in results.values()
     ]
     return _table(["in-process call", "µs/call", "min–max", "calls/rep", "vs direct"], rows)
@@ -172,11 +194,27 @@ def wire_table(results: dict[str, Any], connections: int) -> str:
     for r in results.values():
         seq, tp = r["sequential_us"], r["throughput"]
         loaded_p99 = statistics.median(run["latency_us"]["p99"] for run in tp["runs"])
-        rows.append([r["label"], _us(seq["p50"]), _us(seq["p99"]), f"{tp['median']:,.0f}",
-                     f"{tp['min']:,.0f}–{tp['max']:,.0f}", f"{loaded_p99 / 1000:,.1f}",
-                     *_cpu_cells(r)])
-    header = ["POST /mcp tools/call", "seq p50 µs", "seq p99 µs", f"req/s @{connections}", "min–max",
-              f"p99 ms @{connections}", "CPU µs/req", "CPU util"]
+        rows.append(
+            [
+                r["label"],
+                _us(seq["p50"]),
+                _us(seq["p99"]),
+                f"{tp['median']:,.0f}",
+                f"{tp['min']:,.0f}–{tp['max']:,.0f}",
+                f"{loaded_p99 / 1000:,.1f}",
+                *_cpu_cells(r),
+            ]
+        )
+    header = [
+        "POST /mcp tools/call",
+        "seq p50 µs",
+        "seq p99 µs",
+        f"req/s @{connections}",
+        "min–max",
+        f"p99 ms @{connections}",
+        "CPU µs/req",
+        "CPU util",
+    ]
     return _table(header, rows)
 
 
@@ -186,13 +224,17 @@ def verdict_lines(checks: dict[str, dict[str, Any]], figures: dict[str, Any]) ->
         "http_p50_ms": "devenv /mcp p50 ms",
         "http_throughput_vs_sdk": "devenv /mcp throughput ÷ SDK server",
     }
-    lines = [f"  {names[k]:<38} {c['value']:8.2f}   target {c['target']:<7} {'met' if c['met'] else 'MISSED'}"
-             for k, c in checks.items()]
+    lines = [
+        f"  {names[k]:<38} {c['value']:8.2f}   target {c['target']:<7} {'met' if c['met'] else 'MISSED'}"
+        for k, c in checks.items()
+    ]
     if "inprocess_sdk_over_devenv" in figures:
         lines.append(f"  {'SDK in-memory ÷ devenv in-process':<38} {figures['inprocess_sdk_over_devenv']:8.1f}")
-    for key, name in (("http_cpu_sdk_over_devenv", "SDK server ÷ devenv, CPU µs per request"),
-                      ("http_throughput_vs_sdk_quiet", "devenv ÷ SDK server (log_level=WARNING)"),
-                      ("http_throughput_vs_floor", "devenv ÷ bare FastAPI floor")):
+    for key, name in (
+        ("http_cpu_sdk_over_devenv", "SDK server ÷ devenv, CPU µs per request"),
+        ("http_throughput_vs_sdk_quiet", "devenv ÷ SDK server (log_level=WARNING)"),
+        ("http_throughput_vs_floor", "devenv ÷ bare FastAPI floor"),
+    ):
         if key in figures:
             lines.append(f"  {name:<38} {figures[key]:8.2f}")
     return "\n".join(lines)

@@ -126,8 +126,19 @@ def server_cpu(plan: Plan) -> int | None:
 def serve(target: Target, *, cpu: int | None) -> Iterator[tuple[int, int]]:
     """Run ``target`` under uvicorn; yields (port, pid). Logs go to a temp file, shown on failure."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "uvicorn", target.app, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target.app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+    ]
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -227,8 +238,18 @@ def wrk_available() -> bool:
 
 
 def _wrk(port: int, seconds: float, plan: Plan, answer: Answer) -> dict[str, Any]:
-    cmd = ["wrk", f"-t{plan.threads}", f"-c{plan.connections}", f"-d{max(1, round(seconds))}s", "--latency",
-           "-s", str(LUA), f"http://127.0.0.1:{port}{PATH}", "--", BODY.decode()]
+    cmd = [
+        "wrk",
+        f"-t{plan.threads}",
+        f"-c{plan.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}{PATH}",
+        "--",
+        BODY.decode(),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
@@ -238,8 +259,10 @@ def _wrk(port: int, seconds: float, plan: Plan, answer: Answer) -> dict[str, Any
     # wrk only counts non-2xx answers as errors; a 200 carrying a JSON-RPC error or an isError
     # result has another size, so compare the bytes read per answer with the verified one's.
     if figures["requests"] and abs(figures["bytes"] / figures["requests"] - answer.size) > 0.01 * answer.size:
-        raise BenchmarkError(f"answers under load average {figures['bytes'] / figures['requests']:.1f} bytes, "
-                             f"the verified answer has {answer.size}: some were not the right result")
+        raise BenchmarkError(
+            f"answers under load average {figures['bytes'] / figures['requests']:.1f} bytes, "
+            f"the verified answer has {answer.size}: some were not the right result"
+        )
     return {
         "requests": figures["requests"],
         "seconds": figures["duration_us"] / 1e6,
@@ -271,8 +294,14 @@ async def _hammer(port: int, seconds: float, connections: int, answer: Answer) -
             while (start := time.perf_counter()) < deadline:
                 writer.write(request)
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(ln.split(b":", 1)[1]) for ln in head.split(b"\r\n")
-                               if ln.lower().startswith(b"content-length:")), None)
+                length = next(
+                    (
+                        int(ln.split(b":", 1)[1])
+                        for ln in head.split(b"\r\n")
+                        if ln.lower().startswith(b"content-length:")
+                    ),
+                    None,
+                )
                 if length is None:
                     raise BenchmarkError(f"answer without Content-Length: {head!r}")
                 body = await reader.readexactly(length)
@@ -315,8 +344,10 @@ def load(port: int, pid: int, seconds: float, plan: Plan, answer: Answer) -> dic
     result = (_wrk if plan.generator == "wrk" else _python_load)(port, seconds, plan, answer)
     cpu_after = _cpu_seconds(pid)
     if result["errors"]:
-        raise BenchmarkError(f"{result['errors']} of {result['requests']} answers under load on :{port} were not the "
-                             f"verified one: {result.get('error_detail', 'wrong status or body')}")
+        raise BenchmarkError(
+            f"{result['errors']} of {result['requests']} answers under load on :{port} were not the "
+            f"verified one: {result.get('error_detail', 'wrong status or body')}"
+        )
     result["rps"] = result["requests"] / result["seconds"]
     if cpu_before is not None and cpu_after is not None:
         result["server_cpu_us_per_request"] = (cpu_after - cpu_before) / result["requests"] * 1e6

@@ -27,8 +27,10 @@ class Cache(Protocol):
     def delete(self, key: str) -> None: ...
     def push(self, key: str, value: bytes, max_len: int) -> None:
         """Prepend ``value`` to the list at ``key``, keeping the newest ``max_len`` items."""
+
     def items(self, key: str, limit: int) -> list[bytes]:
         """The newest ``limit`` items of the list at ``key``, newest first."""
+
     def ping(self) -> None:
         """Raise ``ServiceUnavailable`` when the backend cannot be reached."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,7 +27,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def serve(
     service: Annotated[str, typer.Argument(help="Service name, e.g. jd-classifier")],
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 only inside a container")] = "127.0.0.1",
-    port: Annotated[Optional[int], typer.Option(help="Port (default: the service's own, else 8080)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: the service's own, else 8080)")] = None,
     reload: Annotated[bool, typer.Option(help="Restart when a source file changes")] = False,
 ) -> None:
     """Serve one service: POST /mcp, POST /tools/{name}, /health, /ready, /metrics."""
@@ -45,9 +45,9 @@ def serve(
     if reload:
         import devenv
 
-        services_dir = os.path.dirname(os.path.dirname(sys.modules[type(svc).__module__].__file__ or ""))
         pkg = sys.modules[default_registry().package]
-        reload_dirs = [os.path.dirname(devenv.__file__), *list(getattr(pkg, "__path__", [])), services_dir]
+        # Watch the code that can change (devenv and the services package), not .venv or .git.
+        reload_dirs = [os.path.dirname(devenv.__file__), *list(getattr(pkg, "__path__", []))]
     uvicorn.run(
         "devenv.server:app_from_env",
         factory=True,
@@ -63,7 +63,7 @@ def serve(
 
 @app.command()
 def tools(
-    service: Annotated[Optional[str], typer.Argument(help="Only this service")] = None,
+    service: Annotated[str | None, typer.Argument(help="Only this service")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the MCP tool definitions as JSON")] = False,
 ) -> None:
     """List tools, in whichever mode the environment says (K8S_MODE)."""
@@ -119,6 +119,9 @@ def call(
 
 
 def main() -> None:
+    # Like uvicorn's --app-dir default: a services package in the current folder is importable.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     app()
 
 
@@ -134,13 +137,22 @@ def _check_target(value: str) -> str:
 
 _Target = Annotated[
     str,
-    typer.Option("--target", "-t", envvar="DEVENV_TARGET", callback=_check_target,
-                 help="Where the stack runs: local (docker and kind come later)"),
+    typer.Option(
+        "--target",
+        "-t",
+        envvar="DEVENV_TARGET",
+        callback=_check_target,
+        help="Where the stack runs: local (docker and kind come later)",
+    ),
 ]
 _StateDir = Annotated[
     str | None,
-    typer.Option("--state-dir", envvar="DEVENV_STATE_DIR", show_default=".devenv",
-                 help="Where the stack's state, logs and env file live"),
+    typer.Option(
+        "--state-dir",
+        envvar="DEVENV_STATE_DIR",
+        show_default=".devenv",
+        help="Where the stack's state, logs and env file live",
+    ),
 ]
 
 
@@ -178,6 +190,7 @@ def up(
 ) -> None:
     """Start services (one uvicorn process each on 127.0.0.1) and show them until Ctrl-C."""
     import contextlib
+    import shlex
     import signal
     import threading
 
@@ -195,8 +208,6 @@ def up(
     except DevenvError as exc:
         raise _fail(str(exc)) from None
     env_file = _relative(stack.env_file)
-    import shlex
-
     where = f" --state-dir {shlex.quote(state_dir)}" if state_dir else ""
     if detach:
         console.print(_status_table(stack.status(), f"devenv stack ({target})"))

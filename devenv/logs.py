@@ -11,7 +11,8 @@ from .config import redact_mapping, secret_values
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Standard record attributes, and uvicorn's ANSI-coloured duplicate of the message.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

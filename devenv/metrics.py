@@ -15,12 +15,17 @@ class ServiceMetrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "mcp_requests", "Tool calls by outcome (ok, invalid_arguments, tool_error).",
-            ["service", "tool", "transport", "status"], registry=self.registry,
+            "mcp_requests",
+            "Tool calls by outcome (ok, invalid_arguments, tool_error).",
+            ["service", "tool", "transport", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "mcp_request_duration_seconds", "Tool call latency, arguments in to result out.",
-            ["service", "tool"], buckets=_BUCKETS, registry=self.registry,
+            "mcp_request_duration_seconds",
+            "Tool call latency, arguments in to result out.",
+            ["service", "tool"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self.service = service
 

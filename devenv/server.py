@@ -33,8 +33,17 @@ call_log = logging.getLogger("devenv.calls")
 _JSON = "application/json"
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 # Exceptions that say "the input was wrong" rather than "the tool broke": REST answers 400.
-_CLIENT_FAULTS = {"ValueError", "LookupError", "KeyError", "IndexError", "PermissionError",
-                  "FileNotFoundError", "FileExistsError", "IsADirectoryError", "NotADirectoryError"}
+_CLIENT_FAULTS = {
+    "ValueError",
+    "LookupError",
+    "KeyError",
+    "IndexError",
+    "PermissionError",
+    "FileNotFoundError",
+    "FileExistsError",
+    "IsADirectoryError",
+    "NotADirectoryError",
+}
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -117,8 +126,13 @@ class _Runtime:
 
     def record(self, tool: str, transport: str, status: str, elapsed: float, error: DevenvError | None) -> None:
         self.metrics.observe(tool, transport, status, elapsed)
-        extra = {"service": self.service.name, "tool": tool, "transport": transport,
-                 "status": status, "duration_ms": round(elapsed * 1000, 3)}
+        extra = {
+            "service": self.service.name,
+            "tool": tool,
+            "transport": transport,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
         if error is not None:
             extra["error"] = redact(str(error))
         call_log.info("tool call", extra=extra)
@@ -146,9 +160,11 @@ async def _mcp_endpoint(request: Request) -> Response:
     version = request.headers.get("mcp-protocol-version")
     if version is not None and version not in protocol.SUPPORTED_VERSIONS:
         return _rpc_error(
-            None, protocol.INVALID_REQUEST,
+            None,
+            protocol.INVALID_REQUEST,
             f"unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(protocol.SUPPORTED_VERSIONS)}",
-            400, {"supported": list(protocol.SUPPORTED_VERSIONS), "requested": version},
+            400,
+            {"supported": list(protocol.SUPPORTED_VERSIONS), "requested": version},
         )
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != _JSON:
@@ -212,7 +228,9 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
     tool = runtime.service.tools.get(name)
     if tool is None:
         exc = runtime.tool_not_found(name)
-        return _rpc_error(request_id, protocol.INVALID_PARAMS, f"Unknown tool: {name}", data=protocol.error_payload(exc))
+        return _rpc_error(
+            request_id, protocol.INVALID_PARAMS, f"Unknown tool: {name}", data=protocol.error_payload(exc)
+        )
     try:
         result = await runtime.call(tool, params.get("arguments"), "mcp")
     except (InvalidArguments, ToolError) as exc:

@@ -213,7 +213,11 @@ class Tool:
         key = self._cache_key(args) if self.cache_ttl else None
         blocking_cache = key is not None and self.service.cache.blocking
         if key:
-            hit = await anyio.to_thread.run_sync(self.service.cache_get, key) if blocking_cache else self.service.cache_get(key)
+            hit = (
+                await anyio.to_thread.run_sync(self.service.cache_get, key)
+                if blocking_cache
+                else self.service.cache_get(key)
+            )
             if hit is not None:
                 return orjson.loads(hit)
         try:

@@ -14,6 +14,8 @@ import pytest
 from devenv.testing import free_port, serve_in_thread
 
 __all__ = ["free_port", "serve_in_thread"]
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on a free loopback port, for this test session only."""

@@ -10,8 +10,11 @@ app = FastAPI()
 _ANSWER = {
     "jsonrpc": "2.0",
     "id": 1,
-    "result": {"content": [{"type": "text", "text": "{\"result\":1}"}], "structuredContent": EXPECTED_STRUCTURED,
-               "isError": False},
+    "result": {
+        "content": [{"type": "text", "text": '{"result":1}'}],
+        "structuredContent": EXPECTED_STRUCTURED,
+        "isError": False,
+    },
 }
 
 

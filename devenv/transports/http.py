@@ -104,8 +104,12 @@ class HTTPTransport(Transport):
         session = await self._session(service)
         try:
             body = protocol.dumps(
-                {"jsonrpc": "2.0", "id": next(self._ids), "method": "tools/call",
-                 "params": {"name": tool, "arguments": arguments}}
+                {
+                    "jsonrpc": "2.0",
+                    "id": next(self._ids),
+                    "method": "tools/call",
+                    "params": {"name": tool, "arguments": arguments},
+                }
             )
         except TypeError as exc:
             raise InvalidArguments(tool, [{"field": "", "message": str(exc), "type": "json_type"}]) from None
@@ -164,7 +168,9 @@ class HTTPTransport(Transport):
     async def _initialize(self, service: str, session: _Session) -> None:
         session.session_id = None
         init = {
-            "jsonrpc": "2.0", "id": next(self._ids), "method": "initialize",
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": "initialize",
             "params": {
                 "protocolVersion": protocol.LATEST_VERSION,
                 "capabilities": {},
@@ -173,7 +179,9 @@ class HTTPTransport(Transport):
         }
         reply = await self._post(service, session, protocol.dumps(init), initializing=True)
         if "error" in reply:
-            raise ProtocolError(f"{service}: initialize failed: {reply['error'].get('message')}", reply["error"].get("code"))
+            raise ProtocolError(
+                f"{service}: initialize failed: {reply['error'].get('message')}", reply["error"].get("code")
+            )
         session.version = reply.get("result", {}).get("protocolVersion", protocol.LATEST_VERSION)
         note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         await self._post(service, session, protocol.dumps(note), notification=True)
@@ -244,7 +252,9 @@ class HTTPTransport(Transport):
         try:
             message = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise ProtocolError(f"{service}: HTTP {response.status_code} from {url} is not JSON: {data[:200]!r}") from None
+            raise ProtocolError(
+                f"{service}: HTTP {response.status_code} from {url} is not JSON: {data[:200]!r}"
+            ) from None
         if not isinstance(message, dict) or ("result" not in message and "error" not in message):
             raise ProtocolError(f"{service}: HTTP {response.status_code} from {url} is not a JSON-RPC response")
         return message

@@ -25,7 +25,9 @@ def served_mcp_url(tmp_path_factory):
     log = (tmp_path_factory.mktemp("conformance") / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "devenv.cli", "serve", "jd-classifier", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -52,9 +54,11 @@ def test_official_conformance_server_scenarios(served_mcp_url):
         pytest.skip("npm not found: the conformance suite needs node 20 + npm")
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / "conformance.sh"), served_mcp_url, *SCENARIOS],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    summary = result.stdout[result.stdout.rfind("=== conformance summary"):]
+    summary = result.stdout[result.stdout.rfind("=== conformance summary") :]
     assert result.returncode == 0, f"{summary}\n{result.stderr[-3000:]}"
     for scenario in SCENARIOS:
         assert f"PASS  {scenario}" in summary

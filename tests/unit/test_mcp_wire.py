@@ -34,7 +34,11 @@ def rpc(http, method, params=None, id=1, headers=None):
 
 @pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25"])
 def test_initialize_echoes_a_supported_version(http, version):
-    r = rpc(http, "initialize", {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+    r = rpc(
+        http,
+        "initialize",
+        {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/json")
     result = r.json()["result"]
@@ -64,7 +68,11 @@ def test_tools_list_describes_schemas_annotations_and_docstrings(http):
     tools = {t["name"]: t for t in rpc(http, "tools/list").json()["result"]["tools"]}
     echo = tools["echo"]
     assert echo["description"] == "Repeat text."
-    assert echo["inputSchema"]["properties"]["text"] == {"description": "what to repeat", "title": "Text", "type": "string"}
+    assert echo["inputSchema"]["properties"]["text"] == {
+        "description": "what to repeat",
+        "title": "Text",
+        "type": "string",
+    }
     assert echo["inputSchema"]["properties"]["times"]["maximum"] == 5
     assert echo["inputSchema"]["required"] == ["text"]
     assert echo["inputSchema"]["additionalProperties"] is False
@@ -194,10 +202,16 @@ def test_loopback_origins_are_allowed(http, origin):
 def test_allowed_origins_come_from_settings():
     app = create_app(make_service(), Settings(allowed_origins=("https://agents.example.com",)))
     with serve_in_thread(app) as url:
-        ok = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                        headers={"origin": "https://agents.example.com"})
-        bad = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                         headers={"origin": "https://other.example.com"})
+        ok = httpx.post(
+            f"{url}/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"origin": "https://agents.example.com"},
+        )
+        bad = httpx.post(
+            f"{url}/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"origin": "https://other.example.com"},
+        )
     assert (ok.status_code, bad.status_code) == (200, 403)
 
 
@@ -231,4 +245,6 @@ def test_oversized_body_is_413_when_streamed_without_length(http):
 
 def test_the_server_keeps_serving_after_bad_input(http):
     http.post("/mcp", content=b"\xff\xfe garbage", headers={"content-type": "application/json"})
-    assert rpc(http, "tools/call", {"name": "echo", "arguments": {"text": "ok"}}).json()["result"]["structuredContent"] == {"result": "ok"}
+    assert rpc(http, "tools/call", {"name": "echo", "arguments": {"text": "ok"}}).json()["result"][
+        "structuredContent"
+    ] == {"result": "ok"}

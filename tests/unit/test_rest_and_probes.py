@@ -121,8 +121,15 @@ def test_metrics_count_calls_by_tool_and_outcome():
     with serve_in_thread(create_app(make_service())) as url:
         httpx.post(f"{url}/tools/echo", json={"text": "a"})
         httpx.post(f"{url}/tools/echo", json={"text": 1})
-        httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                       "params": {"name": "fail", "arguments": {"message": "x"}}})
+        httpx.post(
+            f"{url}/mcp",
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "fail", "arguments": {"message": "x"}},
+            },
+        )
         text = httpx.get(f"{url}/metrics").text
     assert 'mcp_requests_total{service="demo",status="ok",tool="echo",transport="rest"} 1.0' in text
     assert 'mcp_requests_total{service="demo",status="invalid_arguments",tool="echo",transport="rest"} 1.0' in text
@@ -139,7 +146,12 @@ def test_one_json_log_line_per_call_with_secrets_redacted(caplog, monkeypatch):
     assert len(records) == 1
     line = JsonFormatter().format(records[0])
     entry = json.loads(line)
-    assert (entry["service"], entry["tool"], entry["transport"], entry["status"]) == ("demo", "fail", "rest", "tool_error")
+    assert (entry["service"], entry["tool"], entry["transport"], entry["status"]) == (
+        "demo",
+        "fail",
+        "rest",
+        "tool_error",
+    )
     assert entry["duration_ms"] >= 0
     assert "sk-live-0123456789" not in line
     assert "***" in entry["error"]
