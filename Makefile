@@ -2,6 +2,8 @@
 # Both bootstrap .venv first; re-running is cheap because the install is stamped.
 
 PYTHON ?= python3
+# The integration suite runs once per target; a target this machine cannot run is skipped with its reason.
+TARGETS ?= inprocess,local
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
@@ -21,7 +23,7 @@ down: $(STAMP)
 	$(BIN)/devenv down
 
 test: $(STAMP)  ## the whole suite: unit, integration (in-process and local), SDK interop, conformance
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --devenv-target=$(TARGETS) $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## benchmark suite; `make bench BENCH_ARGS=--quick` for the smoke run
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

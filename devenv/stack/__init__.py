@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import ServiceStatus, Stack, StackError, env_exports
+from .base import ServiceStatus, Stack, StackError, TargetUnavailable, env_exports
 from .local import LocalStack
 
-__all__ = ["TARGETS", "LocalStack", "ServiceStatus", "Stack", "StackError", "env_exports", "get_stack"]
+__all__ = ["TARGETS", "LocalStack", "ServiceStatus", "Stack", "StackError", "TargetUnavailable", "env_exports", "get_stack"]
 
 TARGETS: dict[str, type[Stack]] = {"local": LocalStack}
 PLANNED_TARGETS = ("docker", "kind")

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from ..errors import DevenvError
 
-__all__ = ["HEALTHY", "STOPPED", "ServiceStatus", "Stack", "StackError", "env_exports"]
+__all__ = ["HEALTHY", "STOPPED", "ServiceStatus", "Stack", "StackError", "TargetUnavailable", "env_exports"]
 
 HEALTHY = "healthy"
 STOPPED = "stopped"
@@ -23,6 +23,10 @@ STOPPED = "stopped"
 
 class StackError(DevenvError):
     """A stack could not be brought up, found or taken down; the message says which service and why."""
+
+
+class TargetUnavailable(StackError):
+    """The target cannot run on this machine: a binary or an engine is missing (``kind`` not found)."""
 
 
 @dataclass(frozen=True)

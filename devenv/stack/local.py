@@ -185,6 +185,8 @@ class LocalStack(Stack):
     ``env`` is laid over ``os.environ`` for the service processes (and decides which
     services package the registry reads, ``DEVENV_SERVICES_PACKAGE``). ``stop_timeout`` is
     how long ``down()`` lets a service shut down gracefully before SIGKILL.
+    ``declared_ports=False`` gives every service a free port from ``first_port`` up, so a
+    test stack never collides with the developer's own ``devenv up``.
     """
 
     target = "local"
@@ -198,6 +200,7 @@ class LocalStack(Stack):
         env: Mapping[str, str] | None = None,
         registry: Registry | None = None,
         first_port: int = FIRST_PORT,
+        declared_ports: bool = True,
         stop_timeout: float = 10.0,
     ) -> None:
         self.state_dir = Path(state_dir or os.environ.get("DEVENV_STATE_DIR") or DEFAULT_STATE_DIR).absolute()
@@ -205,6 +208,7 @@ class LocalStack(Stack):
         self.host = host
         self.env = dict(env or {})
         self.first_port = first_port
+        self.declared_ports = declared_ports
         self.stop_timeout = stop_timeout
         self._registry = registry
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # the ones this object started, to reap them
@@ -350,7 +354,7 @@ class LocalStack(Stack):
                 raise ServiceNotFound(name, known)
         # Read, not imported: a service's import may be slow, crash or have side effects, and
         # that belongs in its own process and log, not in `devenv up`.
-        declared = {name: self._declared_port(name) for name in names}
+        declared = {name: self._declared_port(name) if self.declared_ports else None for name in names}
         owners: dict[int, str] = {}
         for name, port in declared.items():
             if port is None:

@@ -8,15 +8,15 @@ from __future__ import annotations
 from tests.integration.conftest import unique
 
 
-def test_process_inbox_moves_classified_files_and_skips_the_rest(client, target):
+def test_process_inbox_moves_classified_files_and_skips_the_rest(client, vault, unsorted):
     tag = unique("inbox")
-    (target.unsorted / f"{tag} tax.txt").write_text(
+    (unsorted / f"{tag} tax.txt").write_text(
         "HMRC tax return for the tax year: VAT deduction summary and withholding.", encoding="utf-8"
     )
-    (target.unsorted / f"{tag} bank.txt").write_text(
+    (unsorted / f"{tag} bank.txt").write_text(
         "Bank statement for your savings account: transfer and interest rate details, IBAN.", encoding="utf-8"
     )
-    (target.unsorted / f"{tag} empty.txt").write_text("", encoding="utf-8")
+    (unsorted / f"{tag} empty.txt").write_text("", encoding="utf-8")
 
     report = client.call("inbox-agent/process_inbox")
 
@@ -24,11 +24,11 @@ def test_process_inbox_moves_classified_files_and_skips_the_rest(client, target)
     assert moved[f"{tag} tax.txt"]["category"] == "11 Tax"
     assert moved[f"{tag} bank.txt"]["category"] == "12 Banking"
     for item in moved.values():
-        assert (target.vault / item["destination"]).is_file()
-        assert not (target.unsorted / item["source"]).exists()
+        assert (vault / item["destination"]).is_file()
+        assert not (unsorted / item["source"]).exists()
     skipped = {s["file"]: s["reason"] for s in report["skipped"]}
     assert "empty" in skipped[f"{tag} empty.txt"]
-    assert (target.unsorted / f"{tag} empty.txt").exists()  # skipped files stay where they were
+    assert (unsorted / f"{tag} empty.txt").exists()  # skipped files stay where they were
 
     notes = client.call("notifications/list_notifications", {"limit": 5})
     assert report["notification_id"] in [n["id"] for n in notes]

@@ -35,7 +35,7 @@ def test_classify_ranks_categories_deterministically(client):
     assert client.call("content-classifier/classify", {"text": text, "top_k": 3}) == first
 
 
-def test_file_system_round_trip(client, target):
+def test_file_system_round_trip(client, vault):
     folder = unique("parity")
     written = client.call("file-system/write_file", {"path": f"{folder}/a.txt", "content": "hello ✓"})
     assert written["path"] == f"{folder}/a.txt"
@@ -44,15 +44,15 @@ def test_file_system_round_trip(client, target):
     assert moved == {"src": f"{folder}/a.txt", "dst": f"{folder}/b.txt"}
     names = [e["name"] for e in client.call("file-system/list_files", {"path": folder})["entries"]]
     assert names == ["b.txt"]
-    assert (target.vault / folder / "b.txt").read_text() == "hello ✓"  # it really is on disk
+    assert (vault / folder / "b.txt").read_text() == "hello ✓"  # it really is on disk
 
 
 @pytest.mark.parametrize("path", ["../escape.txt", "/etc/passwd", "a/../../b", "nul\x00byte"])
-def test_paths_escaping_the_vault_are_tool_errors(client, target, path):
+def test_paths_escaping_the_vault_are_tool_errors(client, vault, path):
     with pytest.raises(ToolError) as exc:
         client.call("file-system/write_file", {"path": path, "content": "x"})
     assert exc.value.tool == "write_file"
-    assert not (target.vault.parent / "escape.txt").exists()
+    assert not (vault.parent / "escape.txt").exists()
 
 
 def test_notifications_newest_first(client):
