@@ -85,7 +85,10 @@ def tools(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("tool", "annotations", "description", title=f"tools ({client.mode})")
+    table = Table(title=f"tools ({client.mode})")
+    table.add_column("tool", no_wrap=True)  # names are what users copy: never cut them
+    table.add_column("annotations")
+    table.add_column("description")
     for name, defs in listing.items():
         for d in defs:
             hints = ", ".join(k.removesuffix("Hint") for k, v in d.get("annotations", {}).items() if v is True)
