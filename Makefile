@@ -2,8 +2,8 @@
 # Both bootstrap .venv first; re-running is cheap because the install is stamped.
 
 PYTHON ?= python3
-# The integration suite runs once per target; a target this machine cannot run is skipped with its reason.
-TARGETS ?= inprocess,local
+# The integration suite runs once per target; one this machine cannot run (no Docker engine) is skipped, with the reason.
+TARGETS ?= inprocess,local,docker
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed

@@ -131,10 +131,12 @@ def main() -> None:
 # -- stacks: up, down, status, env ----------------------------------------------------------
 
 
+_TARGET_NAMES = ("local", "docker", "kind")  # devenv.stack.TARGETS, named here to keep --help light
+
+
 def _check_target(value: str) -> str:
-    if value != "local":
-        planned = " is not available yet" if value in ("docker", "kind") else " is not a target"
-        raise typer.BadParameter(f"{value!r}{planned}; available: local")
+    if value not in _TARGET_NAMES:
+        raise typer.BadParameter(f"{value!r} is not a target; choose from {', '.join(_TARGET_NAMES)}")
     return value
 
 
@@ -145,7 +147,7 @@ _Target = Annotated[
         "-t",
         envvar="DEVENV_TARGET",
         callback=_check_target,
-        help="Where the stack runs: local (docker and kind come later)",
+        help="Where the stack runs: local (uvicorn processes), docker (containers) or kind (a cluster)",
     ),
 ]
 _StateDir = Annotated[
@@ -191,7 +193,7 @@ def up(
     target: _Target = "local",
     state_dir: _StateDir = None,
 ) -> None:
-    """Start services (one uvicorn process each on 127.0.0.1) and show them until Ctrl-C."""
+    """Start services (local: one uvicorn process each on 127.0.0.1) and show them until Ctrl-C."""
     import contextlib
     import shlex
     import signal
@@ -211,7 +213,9 @@ def up(
     except DevenvError as exc:
         raise _fail(str(exc)) from None
     env_file = _relative(stack.env_file)
-    where = f" --state-dir {shlex.quote(state_dir)}" if state_dir else ""
+    where = (f" --target {target}" if target != "local" else "") + (
+        f" --state-dir {shlex.quote(state_dir)}" if state_dir else ""
+    )
     if detach:
         console.print(_status_table(stack.status(), f"devenv stack ({target})"))
         console.print(f"env: {env_file}   point clients at it: eval $(devenv env{where})   stop: devenv down{where}")

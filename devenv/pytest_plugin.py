@@ -119,8 +119,8 @@ def devenv_target(request: pytest.FixtureRequest, devenv_env: dict[str, str]) ->
     services = _split(request.config.getoption("--devenv-services")) or None
     state_dir = Path(str(request.config.rootpath)) / ".devenv" / f"pytest-{name}"
     try:
-        # Free ports, not the declared ones: the developer's own `devenv up` may be running.
-        options = {"declared_ports": False} if name == "local" else {}
+        # Never collide with the developer's own `devenv up`: free ports, prefixed containers.
+        options = {"local": {"declared_ports": False}, "docker": {"name_prefix": "pytest-"}}.get(name, {})
         stack = get_stack(name, state_dir=state_dir, env=devenv_env, **options)
         endpoints = _reusable(stack, services) or stack.up(
             services, timeout=float(os.environ.get("DEVENV_UP_TIMEOUT", "180"))

@@ -260,9 +260,9 @@ def test_stale_stack_shows_stopped_and_down_cleans_it(state_dir):
 
 
 @pytest.mark.parametrize("command", ["up", "down", "status", "env"])
-def test_only_the_local_target_exists_for_now(command, state_dir):
-    result = runner.invoke(app, [command, "--target", "kind", "--state-dir", str(state_dir)])
+def test_an_unknown_target_is_a_usage_error(command, state_dir):
+    result = runner.invoke(app, [command, "--target", "moon", "--state-dir", str(state_dir)])
     assert result.exit_code == 2
     text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # unwrap the rich error panel
-    assert "'kind' is not available yet; available: local" in text
+    assert "'moon' is not a target; choose from local, docker, kind" in text
     assert not state_dir.exists()

@@ -144,10 +144,11 @@ def test_an_unavailable_target_skips_with_its_reason(project: pytest.Pytester, m
         """
     )
     project.makepyfile(TEST_CALL)
-    skipped = project.runpytest("-rs", "--devenv-target=kind")
+    # In subprocesses: the conftest swaps a target class, which must not leak into this session.
+    skipped = project.runpytest_subprocess("-rs", "--devenv-target=kind", "-p", "no:cacheprovider")
     skipped.stdout.fnmatch_lines(["*devenv target 'kind' unavailable: kind not found on PATH*"])
     skipped.assert_outcomes(skipped=1)
     monkeypatch.setenv("DEVENV_REQUIRE_TARGETS", "kind")
-    required = project.runpytest("--devenv-target=kind")
+    required = project.runpytest_subprocess("--devenv-target=kind", "-p", "no:cacheprovider")
     required.assert_outcomes(errors=1)
     required.stdout.fnmatch_lines(["*required but unavailable: kind not found on PATH*"])
