@@ -189,7 +189,9 @@ def up(
     services: Annotated[list[str] | None, typer.Argument(help="Services to start (default: all)")] = None,
     reload: Annotated[bool, typer.Option("--reload/--no-reload", help="Restart a service on code changes")] = True,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Start in the background and return")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for every GET /health")] = 30.0,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait until every service answers (default: the target's own)")
+    ] = None,
     target: _Target = "local",
     state_dir: _StateDir = None,
 ) -> None:
@@ -207,7 +209,8 @@ def up(
     try:
         stack = _stack(target, state_dir, reload=reload)
         with console.status("starting services, waiting for GET /health ..."):
-            stack.up(services or None, timeout=timeout)
+            # Each target knows how long it needs: seconds for processes, minutes for rollouts.
+            stack.up(services or None, **({} if timeout is None else {"timeout": timeout}))
     except KeyboardInterrupt:  # up() has already stopped what it started
         raise _fail("interrupted; nothing left running", 130) from None
     except DevenvError as exc:

@@ -5,9 +5,12 @@ Against a real stack every step is a service-to-service HTTP call made by the ag
 
 from __future__ import annotations
 
+import pytest
+
 from tests.integration.conftest import unique
 
 
+@pytest.mark.devenv_targets("inprocess", "local", "docker")  # the inbox and vault are host folders here
 def test_process_inbox_moves_classified_files_and_skips_the_rest(client, vault, unsorted):
     tag = unique("inbox")
     (unsorted / f"{tag} tax.txt").write_text(

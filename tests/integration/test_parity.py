@@ -35,6 +35,11 @@ def test_classify_ranks_categories_deterministically(client):
     assert client.call("content-classifier/classify", {"text": text, "top_k": 3}) == first
 
 
+# Tests that look into the vault or the inbox on this machine's disk: in a cluster those are volumes.
+ON_HOST_DISK = pytest.mark.devenv_targets("inprocess", "local", "docker")
+
+
+@ON_HOST_DISK
 def test_file_system_round_trip(client, vault):
     folder = unique("parity")
     written = client.call("file-system/write_file", {"path": f"{folder}/a.txt", "content": "hello ✓"})
@@ -47,6 +52,7 @@ def test_file_system_round_trip(client, vault):
     assert (vault / folder / "b.txt").read_text() == "hello ✓"  # it really is on disk
 
 
+@ON_HOST_DISK
 @pytest.mark.parametrize("path", ["../escape.txt", "/etc/passwd", "a/../../b", "nul\x00byte"])
 def test_paths_escaping_the_vault_are_tool_errors(client, vault, path):
     with pytest.raises(ToolError) as exc:
