@@ -41,6 +41,7 @@ def serve(
     except DevenvError as exc:
         raise _fail(str(exc)) from None
     os.environ["DEVENV_SERVICE"] = service  # read by the factory, also in reload's worker process
+    os.environ["DEVENV_BIND_HOST"] = host  # bound to loopback: the app accepts only loopback Host headers
     reload_dirs = None
     if reload:
         import devenv

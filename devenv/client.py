@@ -30,6 +30,9 @@ class MCPClient:
 
     ``mode="auto"`` (the default) reads ``K8S_MODE`` once, when the client is made.
     ``services=[...]`` (in-process) serves just those services, handy in unit tests.
+    Over HTTP: ``timeout`` (``DEVENV_TIMEOUT``) bounds a whole call, retries included;
+    ``retries`` (``DEVENV_RETRIES``) applies to idempotent tools only; the bearer token is
+    ``auth_token`` or ``DEVENV_AUTH_TOKEN`` / ``DEVENV_AUTH_TOKEN_FILE``.
     """
 
     def __init__(
@@ -40,8 +43,9 @@ class MCPClient:
         services: list[Service] | None = None,
         registry: Registry | None = None,
         timeout: float | None = None,
-        retries: int = 3,
+        retries: int | None = None,
         headers: dict[str, str] | None = None,
+        auth_token: str | None = None,
     ) -> None:
         if mode not in ("auto", "inprocess", "http"):
             raise ValueError(f"mode must be 'auto', 'inprocess' or 'http', got {mode!r}")
@@ -52,7 +56,12 @@ class MCPClient:
             if mode == "http":
                 from .transports.http import HTTPTransport  # httpx loads only when going remote
 
-                transport = HTTPTransport(timeout=timeout or settings.timeout, retries=retries, headers=headers)
+                transport = HTTPTransport(
+                    timeout=timeout or settings.timeout,
+                    retries=settings.retries if retries is None else retries,
+                    headers=headers,
+                    auth_token=auth_token or settings.auth_token,
+                )
             else:
                 if registry is None:
                     registry = Registry(None, services) if services is not None else default_registry()

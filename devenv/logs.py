@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 
+from . import config
 from .config import redact_mapping, secret_values
 
 __all__ = ["JsonFormatter", "configure_logging"]
@@ -17,11 +18,19 @@ _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 
 class JsonFormatter(logging.Formatter):
     """Secret values are read from the environment once, when the formatter is made (at start-up):
-    scanning ``os.environ`` per line would cost more than the rest of a tool call."""
+    scanning ``os.environ`` per line would cost more than the rest of a tool call. Secrets that
+    are not in the environment (a token read from a file) are picked up when they are registered."""
 
     def __init__(self) -> None:
         super().__init__()
         self._secrets = secret_values()
+        self._version = config.registered_version
+
+    def _current_secrets(self) -> list[str]:
+        if self._version != config.registered_version:
+            self._version = config.registered_version
+            self._secrets = sorted(set(self._secrets) | set(secret_values()), key=len, reverse=True)
+        return self._secrets
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -34,7 +43,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         # Mask before encoding: JSON escapes would hide a secret containing quotes or non-ASCII.
-        return json.dumps(redact_mapping(entry, secrets=self._secrets), default=str)
+        return json.dumps(redact_mapping(entry, secrets=self._current_secrets()), default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:

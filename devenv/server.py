@@ -4,19 +4,33 @@
   Hand-written on purpose: a thin wire is what makes a tool call cheap.
 - ``POST /tools/{name}``: plain JSON in and out, one OpenAPI operation per tool.
 - ``GET /health``, ``GET /ready``, ``GET /metrics``.
+
+Limits: bodies over ``DEVENV_MAX_BODY_BYTES`` are 413; a tool running longer than its
+timeout fails as a ``ToolError`` of type ``TimeoutError``; more than
+``DEVENV_MAX_CONCURRENCY`` calls at once are answered 503 with ``Retry-After``. Host,
+Origin, the bearer token and the rate limit are checked in front of all this by
+``devenv.security.Guard``. On SIGTERM ``/ready`` turns 503 at once; uvicorn then finishes
+the calls in flight and exits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import http
 import logging
+import signal
+import threading
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,26 +38,30 @@ from . import protocol
 from .config import Settings, get_settings, redact
 from .errors import DevenvError, InvalidArguments, ToolError, ToolNotFound
 from .metrics import ServiceMetrics
-from .tools import Service, Tool
+from .security import Guard, rate_limiter
+from .tools import Service, TimedOut, Tool
 
 __all__ = ["app_from_env", "create_app"]
 
 call_log = logging.getLogger("devenv.calls")
+logger = logging.getLogger("devenv.server")
 
 _JSON = "application/json"
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_OVERLOADED = -32000  # JSON-RPC's server-defined range
+_RETRY_AFTER = "1"
 # Exceptions that say "the input was wrong" rather than "the tool broke": REST answers 400.
-_CLIENT_FAULTS = {
-    "ValueError",
-    "LookupError",
-    "KeyError",
-    "IndexError",
-    "PermissionError",
-    "FileNotFoundError",
-    "FileExistsError",
-    "IsADirectoryError",
-    "NotADirectoryError",
-}
+# Subclasses count too (a service's UnsafePathError(ValueError) is the caller's fault).
+_CLIENT_FAULT_TYPES = (
+    ValueError,
+    LookupError,
+    PermissionError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+_CLIENT_FAULTS = {t.__name__ for t in _CLIENT_FAULT_TYPES} | {"KeyError", "IndexError"}
+_CLIENT_ERRNOS = {errno.ENAMETOOLONG, errno.ELOOP, errno.EILSEQ}  # a name the file system refuses
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -65,10 +83,14 @@ class BodyLimit:
         self.limit = limit
 
     def _reject(self, scope: Scope) -> Response:
-        message = f"request body exceeds the limit of {self.limit} bytes"
-        if scope["path"] == "/mcp":
+        return self.reject(scope["path"], self.limit)
+
+    @staticmethod
+    def reject(path: str, limit: int) -> Response:
+        message = f"request body exceeds the limit of {limit} bytes"
+        if path == "/mcp":
             return _rpc_error(None, protocol.INVALID_REQUEST, message, 413)
-        return _json({"error": {"type": "PayloadTooLarge", "message": message, "limit": self.limit}}, 413)
+        return _json({"error": {"type": "PayloadTooLarge", "message": message, "limit": limit}}, 413)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,29 +121,41 @@ class BodyLimit:
                 await self._reject(scope)(scope, receive, send)
 
 
+class _Overloaded(Exception):
+    """Internal: every slot of the concurrency limit is taken; the tool did not run."""
+
+
 class _Runtime:
     """Runs tool calls for both wires, with one log line and metrics per call."""
 
     def __init__(self, service: Service, settings: Settings) -> None:
         self.service = service
         self.settings = settings
-        self.metrics = ServiceMetrics(service.name)
-        self.allowed_origins = set(settings.allowed_origins)
+        self.metrics = ServiceMetrics(service.name, cache_errors=lambda: service.cache_errors)
         self.tool_definitions = [t.definition() for t in service.tools.values()]  # tools/list, built once
+        self.timeouts = {t.name: t.timeout or settings.tool_timeout for t in service.tools.values()}
+        self.max_concurrency = settings.max_concurrency
+        self.in_flight = 0  # touched on the event loop only
+        self.draining = False  # set on SIGTERM (or lifespan shutdown): /ready answers 503
 
     async def call(self, tool: Tool, arguments: Any, transport: str) -> Any:
+        if self.in_flight >= self.max_concurrency:
+            self.metrics.reject("overloaded")
+            raise _Overloaded
+        self.in_flight += 1
         start = time.perf_counter()
         status = "ok"
         error: DevenvError | None = None
         try:
-            return await tool.arun(arguments)
+            return await tool.arun(arguments, timeout=self.timeouts.get(tool.name, self.settings.tool_timeout))
         except InvalidArguments as exc:
             status, error = "invalid_arguments", exc
             raise
         except ToolError as exc:
-            status, error = "tool_error", exc
+            status, error = ("timeout" if _is_timeout(exc) else "tool_error"), exc
             raise
         finally:
+            self.in_flight -= 1
             self.record(tool.name, transport, status, time.perf_counter() - start, error)
 
     def record(self, tool: str, transport: str, status: str, elapsed: float, error: DevenvError | None) -> None:
@@ -137,11 +171,10 @@ class _Runtime:
             extra["error"] = redact(str(error))
         call_log.info("tool call", extra=extra)
 
-    def origin_allowed(self, origin: str | None) -> bool:
-        """DNS-rebinding defence: browsers send Origin; only loopback and listed origins may call."""
-        if origin is None or "*" in self.allowed_origins or origin in self.allowed_origins:
-            return True
-        return (urlsplit(origin).hostname or "") in _LOOPBACK
+    def begin_drain(self, why: str) -> None:
+        if not self.draining:
+            self.draining = True
+            logger.info("shutting down (%s): /ready answers 503, calls in flight finish", why)
 
     def tool_not_found(self, name: str) -> ToolNotFound:
         return ToolNotFound(self.service.name, name, sorted(self.service.tools))
@@ -150,13 +183,21 @@ class _Runtime:
 # -- POST /mcp ------------------------------------------------------------------------------
 
 
+def _echo_id(message: dict[str, Any]) -> Any:
+    """The request's id if it is one JSON-RPC allows (a string or an integer), else null: an answer
+    never repeats a malformed id (a float, an object, a structure nested a thousand deep)."""
+    request_id = message.get("id")
+    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
+        return request_id
+    return None
+
+
 async def _mcp_endpoint(request: Request) -> Response:
     runtime: _Runtime = request.app.state.runtime
     if request.method != "POST":
         # Stateless: no server-initiated stream to GET, no session to DELETE.
         return _json({"error": "use POST for MCP messages"}, 405, {"allow": "POST"})
-    if not runtime.origin_allowed(request.headers.get("origin")):
-        return _rpc_error(None, protocol.INVALID_REQUEST, "Origin not allowed", 403)
+    # Host, Origin, token and rate limit were checked by security.Guard before this ran.
     version = request.headers.get("mcp-protocol-version")
     if version is not None and version not in protocol.SUPPORTED_VERSIONS:
         return _rpc_error(
@@ -180,10 +221,10 @@ async def _mcp_endpoint(request: Request) -> Response:
     if "method" not in message:
         if "result" in message or "error" in message:
             return Response(status_code=202)  # a client's answer to a request we never send
-        return _rpc_error(message.get("id"), protocol.INVALID_REQUEST, '"method" is required', 400)
+        return _rpc_error(_echo_id(message), protocol.INVALID_REQUEST, '"method" is required', 400)
     method = message["method"]
     if not isinstance(method, str):
-        return _rpc_error(message.get("id"), protocol.INVALID_REQUEST, '"method" must be a string', 400)
+        return _rpc_error(_echo_id(message), protocol.INVALID_REQUEST, '"method" must be a string', 400)
     if "id" not in message:
         return Response(status_code=202)  # notifications (initialized, cancelled, ...) need no answer
     request_id = message["id"]
@@ -235,6 +276,12 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
         result = await runtime.call(tool, params.get("arguments"), "mcp")
     except (InvalidArguments, ToolError) as exc:
         return _json(protocol.result_response(request_id, protocol.tool_error_result(exc)))
+    except _Overloaded:
+        return _json(
+            protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime)),
+            503,
+            {"retry-after": _RETRY_AFTER},
+        )
     return _json(protocol.result_response(request_id, protocol.tool_result(tool.structured(result))))
 
 
@@ -248,6 +295,46 @@ def _error_body(exc: DevenvError, status: int) -> JSONResponse:
     return JSONResponse({"error": protocol.error_payload(exc)}, status)
 
 
+def _rest_status(exc: ToolError) -> int:
+    """400 when the tool rejected its input, 504 when it ran out of time, else 500."""
+    if _is_timeout(exc):
+        return 504
+    cause = exc.__cause__
+    if isinstance(cause, _CLIENT_FAULT_TYPES) or exc.error_type in _CLIENT_FAULTS:
+        return 400
+    if isinstance(cause, OSError) and cause.errno in _CLIENT_ERRNOS:
+        return 400
+    return 500
+
+
+def _is_timeout(exc: ToolError) -> bool:
+    return isinstance(exc.__cause__, TimedOut)
+
+
+def _overloaded_message(runtime: _Runtime) -> str:
+    return f"{runtime.service.name} is running {runtime.max_concurrency} calls already (its limit); retry shortly"
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["type"],
+        }
+    },
+    "required": ["error"],
+}
+
+
+def _error_doc(description: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"description": description, "content": {_JSON: {"schema": _ERROR_SCHEMA}}}
+    if headers:
+        doc["headers"] = {name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()}
+    return doc
+
+
 def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
     required = any(f.is_required() for f in tool.input_model.model_fields.values())
 
@@ -258,7 +345,10 @@ def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
         except InvalidArguments as exc:
             return _error_body(exc, 422)
         except ToolError as exc:
-            return _error_body(exc, 400 if exc.error_type in _CLIENT_FAULTS else 500)
+            return _error_body(exc, _rest_status(exc))
+        except _Overloaded:
+            body = {"error": {"type": "Overloaded", "message": _overloaded_message(runtime)}}
+            return _json(body, 503, {"retry-after": _RETRY_AFTER})
         return _json(result)
 
     # FastAPI reads the body model from the annotation; it is only known at run time.
@@ -275,9 +365,16 @@ def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
         tags=["tools"],
         responses={
             200: {"description": "The tool's result", "content": {_JSON: {"schema": _rest_result_schema(tool)}}},
-            400: {"description": "The tool rejected its input"},
-            413: {"description": "Request body too large"},
-            422: {"description": "Arguments do not match the input schema"},
+            400: _error_doc("The tool rejected its input"),
+            401: _error_doc("A bearer token is required (DEVENV_AUTH_TOKEN is set)", {"WWW-Authenticate": "Bearer"}),
+            403: _error_doc("Origin not allowed"),
+            404: _error_doc("No such tool"),
+            413: _error_doc("Request body too large"),
+            421: _error_doc("Host not allowed"),
+            422: _error_doc("Arguments do not match the input schema"),
+            429: _error_doc("Rate limit exceeded", {"Retry-After": "seconds to wait"}),
+            503: _error_doc("Too many calls at once", {"Retry-After": "seconds to wait"}),
+            504: _error_doc("The tool ran past its timeout"),
         },
     )
 
@@ -304,14 +401,69 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 # -- the app --------------------------------------------------------------------------------
 
 
+def _drain_on_signals(runtime: _Runtime, delay: float) -> Callable[[], None]:
+    """Chain onto the server's SIGTERM/SIGINT handlers (uvicorn's): mark the runtime draining first.
+
+    With ``delay`` (``DEVENV_SHUTDOWN_DELAY``), SIGTERM reaches uvicorn only that much later:
+    the process keeps serving while ``/ready`` says 503, so a load balancer stops sending
+    before the listener closes. A second signal goes through at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # only the main thread receives signals (serve_in_thread runs elsewhere)
+    loop = asyncio.get_running_loop()
+    installed: dict[int, tuple[Any, Any]] = {}
+    delayed = False
+
+    def chain(previous: Callable[[int, Any], Any]) -> Callable[[int, Any], None]:
+        def on_signal(signum: int, frame: Any) -> None:
+            nonlocal delayed
+            runtime.begin_drain(signal.Signals(signum).name)
+            if signum == signal.SIGTERM and delay > 0 and not delayed:
+                delayed = True
+                loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, None)
+            else:
+                previous(signum, frame)
+
+        return on_signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if callable(previous):  # nobody to chain to otherwise: leave the default alone
+            handler = chain(previous)
+            signal.signal(sig, handler)
+            installed[sig] = (previous, handler)
+
+    def restore() -> None:
+        for sig, (previous, handler) in installed.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, previous)
+
+    return restore
+
+
 def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     service.debug = service.debug or settings.debug
     runtime = _Runtime(service, settings)
+    limiter = rate_limiter(settings, service.name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.draining = False  # a server (re)starting this app serves again
+        restore = _drain_on_signals(runtime, settings.shutdown_delay)
+        try:
+            yield
+        finally:
+            runtime.begin_drain("lifespan shutdown")
+            restore()
+            if limiter is not None:
+                await limiter.aclose()
+
     app = FastAPI(
         title=f"{service.name} (devenv)",
         version=service.version,
         description=f"MCP at POST /mcp; plain JSON at POST /tools/{{name}}. {service.instructions or ''}".strip(),
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.service = service
@@ -336,25 +488,48 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
             runtime.record(tool, "rest", "invalid_arguments", 0.0, error)
         return _error_body(error, 422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """FastAPI's own refusals (a body that is not UTF-8, an unknown path) in devenv's error shape."""
+        if isinstance(exc.__cause__, BodyLimit._TooLarge):
+            # FastAPI read a streamed body past the limit and wrapped BodyLimit's signal in a 400.
+            return BodyLimit.reject(request.url.path, settings.max_body_bytes)
+        tool = request.url.path.rsplit("/", 1)[-1]
+        if exc.status_code == 400 and request.url.path == f"/tools/{tool}" and tool in service.tools:
+            error = InvalidArguments(tool, [{"field": "", "message": str(exc.detail), "type": "json_invalid"}])
+            runtime.record(tool, "rest", "invalid_arguments", 0.0, error)
+            return _error_body(error, 422)
+        try:
+            kind = http.HTTPStatus(exc.status_code).phrase.replace(" ", "").replace("-", "")
+        except ValueError:
+            kind = "HTTPError"
+        return _json({"error": {"type": kind, "message": str(exc.detail)}}, exc.status_code, exc.headers)
+
     @app.get("/health", tags=["probes"])
     async def health() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok", "service": service.name, "version": service.version}
 
-    @app.get("/ready", tags=["probes"])
+    @app.get("/ready", tags=["probes"], responses={503: {"description": "Not ready, or shutting down"}})
     async def ready() -> Response:
-        """Readiness: every declared dependency answers (503 while one does not)."""
+        """Readiness: every declared dependency answers (503 while one does not, and once shutting down)."""
+        if runtime.draining:
+            return _json({"status": "shutting down", "checks": {}}, 503)
         checks = await anyio.to_thread.run_sync(service.check_ready)
         failed = {k: redact(v) for k, v in checks.items() if v is not None}
         body = {"status": "not ready" if failed else "ready", "checks": {k: v or "ok" for k, v in checks.items()}}
         body["checks"].update(failed)
         return _json(body, 503 if failed else 200)
 
-    @app.get("/metrics", tags=["probes"])
+    @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # Added last, so it runs first: a refused request never reaches the body limit or a route.
+    app.add_middleware(
+        Guard, settings=settings, service=service.name, metrics=runtime.metrics, lifecycle=runtime, limiter=limiter
+    )
     return app
 
 

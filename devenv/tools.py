@@ -7,11 +7,14 @@ pydantic, so the same validation and serialisation run in-process and on the ser
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import inspect
 import logging
 import re
+import threading
+import time
 import traceback
 import typing
 from collections.abc import Callable
@@ -25,6 +28,7 @@ from pydantic_core import PydanticSerializationError
 
 from ._portal import run_sync
 from .cache import Cache, cache_from_env
+from .config import redact
 from .errors import ConfigError, DevenvError, InvalidArguments, ServiceNotFound, ToolError, ToolNotFound
 
 __all__ = ["Registry", "Service", "Tool", "default_registry"]
@@ -32,6 +36,9 @@ __all__ = ["Registry", "Service", "Tool", "default_registry"]
 logger = logging.getLogger("devenv.tools")
 
 WRAPPED_KEY = "x-devenv-wrapped"
+#: Seconds a slowly failing cache is left alone before it is tried again.
+CACHE_RETRY_INTERVAL = 1.0
+_SLOW_CACHE_FAILURE = 0.1
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 _ARGS_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
@@ -84,6 +91,7 @@ class Tool:
         destructive: bool | None = None,
         open_world: bool | None = None,
         cache_ttl: float | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.service = service
         self.fn = fn
@@ -92,6 +100,10 @@ class Tool:
             raise ConfigError(f"tool name {self.name!r} must match {_TOOL_NAME.pattern}")
         if cache_ttl is not None and cache_ttl <= 0:
             raise ConfigError(f"cache_ttl of {self.name!r} must be positive, got {cache_ttl}")
+        if timeout is not None and not timeout > 0:
+            raise ConfigError(f"timeout of {self.name!r} must be positive, got {timeout}")
+        #: Seconds the server lets this tool run (None: the server's DEVENV_TOOL_TIMEOUT).
+        self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(fn)
         self.read_only = read_only
         self.idempotent = read_only or idempotent  # reads are safe to repeat
@@ -172,15 +184,24 @@ class Tool:
         try:
             return self._output.dump_json(value, warnings="error")
         except (PydanticSerializationError, ValueError, TypeError) as exc:
-            raise ToolError(self.name, "ResultError", f"result does not match the return annotation: {exc}") from exc
+            message = redact(f"result does not match the return annotation: {exc}")
+            raise ToolError(self.name, "ResultError", message) from exc
 
     def structured(self, result: Any) -> dict[str, Any]:
         """``result`` (a JSON value) as MCP structuredContent."""
         return {"result": result} if self.wraps_result else result
 
     def _failure(self, exc: Exception) -> ToolError:
-        tb = "".join(traceback.format_exception(exc)) if self.service.debug else None
-        return ToolError(self.name, type(exc).__name__, str(exc), tb)
+        # What a tool raised goes back to the caller: never with a secret of this process in it.
+        tb = redact("".join(traceback.format_exception(exc))) if self.service.debug else None
+        return ToolError(self.name, type(exc).__name__, redact(str(exc)), tb)
+
+    def _timed_out(self, timeout: float) -> ToolError:
+        return ToolError(
+            self.name,
+            "TimeoutError",
+            f"timed out: no result within {timeout:g} s (the tool's timeout); the call was abandoned",
+        )
 
     def _cache_key(self, args: Any) -> str:
         digest = hashlib.sha256(args.model_dump_json().encode()).hexdigest()[:32]
@@ -207,8 +228,14 @@ class Tool:
             self.service.cache_set(key, data, self.cache_ttl)
         return orjson.loads(data)
 
-    async def arun(self, arguments: Any, *, thread_sync: bool = True) -> Any:
-        """``run`` for async callers; sync tools go to a worker thread unless ``thread_sync`` is off."""
+    async def arun(self, arguments: Any, *, thread_sync: bool = True, timeout: float | None = None) -> Any:
+        """``run`` for async callers; sync tools go to a worker thread unless ``thread_sync`` is off.
+
+        ``timeout`` (seconds) bounds the tool's run: past it the call fails with a ``ToolError``
+        of type ``TimeoutError`` and the caller goes on. An ``async def`` tool is cancelled; a
+        sync tool's worker thread cannot be killed, so it is abandoned and finishes on its own
+        (an inline sync tool, ``thread_sync=False``, cannot be interrupted at all).
+        """
         args = self.validate(arguments)
         key = self._cache_key(args) if self.cache_ttl else None
         blocking_cache = key is not None and self.service.cache.blocking
@@ -221,12 +248,12 @@ class Tool:
             if hit is not None:
                 return orjson.loads(hit)
         try:
-            if self.is_async:
-                value = await self.fn(**args.__dict__)
-            elif thread_sync:
-                value = await anyio.to_thread.run_sync(lambda: self.fn(**args.__dict__))
+            if timeout is None:
+                value = await self._invoke(args, thread_sync, False)
             else:
-                value = self.fn(**args.__dict__)
+                value = await self._invoke_within(args, thread_sync, timeout)
+        except TimedOut as exc:
+            raise self._timed_out(timeout) from exc  # type: ignore[arg-type]
         except Exception as exc:
             raise self._failure(exc) from exc
         data = self.serialize(value)
@@ -236,6 +263,54 @@ class Tool:
             else:
                 self.service.cache_set(key, data, self.cache_ttl)
         return orjson.loads(data)
+
+    async def _invoke_within(self, args: Any, thread_sync: bool, timeout: float) -> Any:
+        """``_invoke`` cancelled after ``timeout`` seconds (then ``TimedOut``).
+
+        On asyncio this is what ``asyncio.timeout`` does, with one timer handle and nothing
+        else: a few microseconds, where ``anyio.fail_after`` costs about five times more on the
+        server's hot path. Elsewhere (trio) anyio's portable timeout is used.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        if task is None:
+            with anyio.move_on_after(timeout):
+                return await self._invoke(args, thread_sync, True)
+            raise TimedOut
+        cancelling = task.cancelling()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        handle = loop.call_at(loop.time() + timeout, expire)
+        try:
+            value = await self._invoke(args, thread_sync, True)
+        except BaseException:  # CancelledError, or whatever the tool raised on being cancelled
+            if expired and task.uncancel() <= cancelling:
+                raise TimedOut from None  # our cancellation, not the server's: a timeout
+            raise
+        finally:
+            handle.cancel()
+        if expired and task.uncancel() <= cancelling:
+            raise TimedOut  # the tool swallowed the cancellation but ran past its time all the same
+        return value
+
+    async def _invoke(self, args: Any, thread_sync: bool, abandon: bool) -> Any:
+        if self.is_async:
+            return await self.fn(**args.__dict__)
+        if thread_sync:
+            return await anyio.to_thread.run_sync(lambda: self.fn(**args.__dict__), abandon_on_cancel=abandon)
+        return self.fn(**args.__dict__)
+
+
+class TimedOut(Exception):
+    """A tool ran past its timeout: the ``__cause__`` of the ``ToolError`` that says so."""
 
 
 ReadinessCheck = Callable[[], Any]
@@ -272,6 +347,13 @@ class Service:
         self.debug = debug
         self.tools: dict[str, Tool] = {}
         self._cache: Cache | None = None
+        # Cache outage handling: after a failure the cache is left alone for a moment (no call
+        # waits on a dead Redis twice in a row), then tried again; every skip is counted.
+        self._cache_down_until = 0.0
+        self._cache_down = False
+        self._cache_warned: set[str] = set()
+        self._cache_lock = threading.Lock()
+        self.cache_errors: dict[str, int] = {"get": 0, "set": 0}
         self._readiness_checks: dict[str, ReadinessCheck] = {}
 
     def __repr__(self) -> str:
@@ -288,8 +370,12 @@ class Service:
         destructive: bool | None = None,
         open_world: bool | None = None,
         cache_ttl: float | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        """Register ``fn`` as a tool; usable as ``@service.tool`` or ``@service.tool(...)``."""
+        """Register ``fn`` as a tool; usable as ``@service.tool`` or ``@service.tool(...)``.
+
+        ``timeout`` overrides the server's ``DEVENV_TOOL_TIMEOUT`` for this tool (seconds).
+        """
 
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
             tool = Tool(
@@ -302,6 +388,7 @@ class Service:
                 destructive=destructive,
                 open_world=open_world,
                 cache_ttl=cache_ttl,
+                timeout=timeout,
             )
             if tool.name in self.tools:
                 raise ConfigError(f"service {self.name!r} already has a tool named {tool.name!r}")
@@ -328,19 +415,63 @@ class Service:
     @cache.setter
     def cache(self, backend: Cache) -> None:
         self._cache = backend
+        self._cache_down_until, self._cache_down = 0.0, False
+        self._cache_warned.clear()
 
     def cache_get(self, key: str) -> bytes | None:
-        try:
-            return self.cache.get(key)
-        except DevenvError as exc:  # a cache outage degrades to no cache, never to a failed call
-            logger.warning("cache read skipped: %s", exc)
+        """The cached value, or None; a cache outage degrades to no cache, never to a failed call."""
+        if self._cache_down_until and not self._cache_usable("get"):
             return None
+        started = time.monotonic()
+        try:
+            value = self.cache.get(key)
+        except DevenvError as exc:
+            self._cache_failed("get", exc, started)
+            return None
+        if self._cache_down:
+            self._cache_recovered()
+        return value
 
     def cache_set(self, key: str, value: bytes, ttl: float | None) -> None:
+        if self._cache_down_until and not self._cache_usable("set"):
+            return
+        started = time.monotonic()
         try:
             self.cache.set(key, value, ttl)
         except DevenvError as exc:
-            logger.warning("cache write skipped: %s", exc)
+            self._cache_failed("set", exc, started)
+            return
+        if self._cache_down:
+            self._cache_recovered()
+
+    def _cache_usable(self, op: str) -> bool:
+        if time.monotonic() >= self._cache_down_until:
+            return True  # time to try again
+        with self._cache_lock:
+            self.cache_errors[op] += 1
+        return False
+
+    def _cache_failed(self, op: str, exc: DevenvError, started: float) -> None:
+        now = time.monotonic()
+        with self._cache_lock:
+            self.cache_errors[op] += 1
+            first = op not in self._cache_warned
+            self._cache_warned.add(op)
+            self._cache_down = True
+            if now - started >= _SLOW_CACHE_FAILURE:
+                # A cache that fails slowly (a timeout, not a refused connection) would add that
+                # delay to every call: leave it alone for a moment before trying again.
+                self._cache_down_until = now + CACHE_RETRY_INTERVAL
+        if first:  # one warning per kind of operation per outage, not one per call
+            what = "read" if op == "get" else "write"
+            logger.warning("cache %s skipped, tools run without the cache until it answers: %s", what, exc)
+
+    def _cache_recovered(self) -> None:
+        with self._cache_lock:
+            was_down, self._cache_down, self._cache_down_until = self._cache_down, False, 0.0
+            self._cache_warned.clear()
+        if was_down:
+            logger.warning("cache is back; results are cached again")
 
     # -- readiness ---------------------------------------------------------------------------
 

@@ -2,6 +2,11 @@
 
 Speaks to devenv servers (stateless, JSON answers) and to servers devenv did not write:
 those that answer with ``text/event-stream`` and that issue an ``Mcp-Session-Id``.
+
+Failures: ``timeout`` bounds a whole call, retries included, so nothing ever hangs past it.
+Only idempotent (and read-only) tools are retried, on connection errors and 429/502/503/504,
+up to ``retries`` times with capped exponential backoff and jitter (honouring Retry-After);
+a tool that may have side effects fails at once with ``ServiceUnavailable``.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ import orjson
 
 from .. import protocol
 from .._portal import run_sync
+from ..config import redact
 from ..discovery import service_url
 from ..errors import DevenvError, InvalidArguments, ProtocolError, ServiceUnavailable, ToolNotFound
 from ..tools import WRAPPED_KEY
@@ -30,14 +37,31 @@ _SESSION_HEADER = "mcp-session-id"
 _VERSION_HEADER = "mcp-protocol-version"
 # Failures after which the request may or may not have run: retried only for idempotent tools.
 _RETRYABLE = (httpx.TransportError,)
-_RETRYABLE_STATUS = {502, 503, 504}
+_RETRYABLE_STATUS = {429, 502, 503, 504}
+_STATUS_TEXT = {429: "rate limited", 502: "bad gateway", 503: "unavailable", 504: "gateway timeout"}
 
 
 class _Retry(Exception):
     """Internal: the attempt failed in a way a retry may fix; ``error`` is what to raise if not."""
 
-    def __init__(self, error: ServiceUnavailable) -> None:
+    def __init__(self, error: ServiceUnavailable, retry_after: float | None = None) -> None:
         self.error = error
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (the HTTP-date form is ignored)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 3600 else None
+
+
+def _unavailable(service: str, url: str, reason: str) -> ServiceUnavailable:
+    return ServiceUnavailable(service, redact(url), redact(reason))
 
 
 @dataclass
@@ -61,24 +85,34 @@ def _unwrap(definition: dict[str, Any] | None, structured: dict[str, Any]) -> An
 
 
 class HTTPTransport(Transport):
+    """MCP over HTTP. ``timeout``: the most one call may take, retries included (seconds).
+
+    ``auth_token`` is sent as ``Authorization: Bearer ...`` (MCPClient passes
+    ``DEVENV_AUTH_TOKEN``); it never appears in an error or a repr.
+    """
+
     def __init__(
         self,
         *,
         resolve: Callable[[str], str] = service_url,
         timeout: float = 30.0,
-        retries: int = 3,
+        retries: int = 10,
         backoff: float = 0.1,
         max_backoff: float = 2.0,
         headers: dict[str, str] | None = None,
         limits: httpx.Limits | None = None,
+        auth_token: str | None = None,
     ) -> None:
         self._resolve = resolve
+        self._total_timeout = timeout
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
         self._retries = retries
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
         self._headers.update(headers or {})
+        if auth_token:
+            self._headers["authorization"] = f"Bearer {auth_token}"
         self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         # Weak: a loop that ends (asyncio.run, a test's loop) must not keep its pool alive here.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -86,6 +120,7 @@ class HTTPTransport(Transport):
         )
         self._sessions: dict[str, _Session] = {}
         self._ids = itertools.count(1)
+        self._sleep = asyncio.sleep  # between retries; a test may record the delays instead
 
     # -- public contract ---------------------------------------------------------------------
 
@@ -95,13 +130,19 @@ class HTTPTransport(Transport):
     def list_tools(self, service: str) -> list[dict[str, Any]]:
         return run_sync(self.alist_tools(service))
 
+    def __repr__(self) -> str:
+        auth = ", auth=True" if "authorization" in self._headers else ""
+        return f"HTTPTransport(timeout={self._total_timeout}, retries={self._retries}{auth})"
+
     async def alist_tools(self, service: str) -> list[dict[str, Any]]:
-        session = await self._session(service)
-        await self._with_retries(service, True, lambda: self._fetch_tools(service, session))
+        deadline = time.monotonic() + self._total_timeout
+        session = await self._session(service, deadline)
+        await self._with_retries(service, True, lambda: self._fetch_tools(service, session), deadline)
         return list(session.tools.values())
 
     async def acall_tool(self, service: str, tool: str, arguments: dict[str, Any]) -> Any:
-        session = await self._session(service)
+        deadline = time.monotonic() + self._total_timeout
+        session = await self._session(service, deadline)
         try:
             body = protocol.dumps(
                 {
@@ -114,7 +155,7 @@ class HTTPTransport(Transport):
         except TypeError as exc:
             raise InvalidArguments(tool, [{"field": "", "message": str(exc), "type": "json_type"}]) from None
         idempotent = bool(session.tools.get(tool, {}).get("annotations", {}).get("idempotentHint"))
-        message = await self._with_retries(service, idempotent, lambda: self._post(service, session, body))
+        message = await self._with_retries(service, idempotent, lambda: self._post(service, session, body), deadline)
         if "error" in message:
             raise self._rpc_error(service, tool, message["error"])
         result = message.get("result") or {}
@@ -157,11 +198,11 @@ class HTTPTransport(Transport):
             self._clients[loop] = client
         return client
 
-    async def _session(self, service: str) -> _Session:
+    async def _session(self, service: str, deadline: float) -> _Session:
         session = self._sessions.get(service)
         if session is None:
             session = _Session(_endpoint(self._resolve(service)))
-            await self._with_retries(service, True, lambda: self._initialize(service, session))
+            await self._with_retries(service, True, lambda: self._initialize(service, session), deadline)
             self._sessions[service] = session
         return session
 
@@ -205,15 +246,28 @@ class HTTPTransport(Transport):
 
     # -- one exchange ------------------------------------------------------------------------
 
-    async def _with_retries(self, service: str, retry: bool, attempt: Callable[[], Any]) -> Any:
+    async def _with_retries(self, service: str, retry: bool, attempt: Callable[[], Any], deadline: float) -> Any:
         for n in itertools.count():
+            remaining = deadline - time.monotonic()
             try:
-                return await attempt()
+                if remaining <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(remaining):
+                    return await attempt()
             except _Retry as failed:
                 if not retry or n >= self._retries:
                     raise failed.error from None
-                delay = min(self._max_backoff, self._backoff * 2**n)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter spreads reconnecting clients
+                # Capped exponential backoff; jitter spreads clients that all lost the same server.
+                delay = min(self._max_backoff, self._backoff * 2**n) * random.uniform(0.5, 1.0)
+                if failed.retry_after is not None:
+                    delay = max(delay, failed.retry_after)
+                if time.monotonic() + delay >= deadline:
+                    raise failed.error from None  # no time left for another attempt
+                await self._sleep(delay)
+            except TimeoutError:
+                url = self._sessions[service].endpoint if service in self._sessions else self._resolve(service)
+                reason = f"no answer within {self._total_timeout:g} s (the client's timeout, retries included)"
+                raise _unavailable(service, _endpoint(url), reason) from None
 
     async def _post(
         self, service: str, session: _Session, body: bytes, *, initializing: bool = False, notification: bool = False
@@ -227,7 +281,16 @@ class HTTPTransport(Transport):
         try:
             async with self._client().stream("POST", url, content=body, headers=headers) as response:
                 if response.status_code in _RETRYABLE_STATUS:
-                    raise _Retry(ServiceUnavailable(service, url, f"HTTP {response.status_code}"))
+                    status = response.status_code
+                    raise _Retry(
+                        _unavailable(service, url, f"HTTP {status} ({_STATUS_TEXT[status]})"),
+                        _retry_after(response.headers.get("retry-after")),
+                    )
+                if response.status_code == 401:
+                    raise ProtocolError(
+                        f"{service}: {redact(url)} refused the call (HTTP 401 Unauthorized): set DEVENV_AUTH_TOKEN"
+                        " (or DEVENV_AUTH_TOKEN_FILE) to the service's token"
+                    )
                 if response.status_code == 404 and session.session_id and not initializing:
                     # The server forgot our session (restarted): start a new one, then resend once.
                     await self._initialize(service, session)
@@ -238,7 +301,7 @@ class HTTPTransport(Transport):
                     return {}
                 return await self._read_reply(service, url, response, body)
         except httpx.TransportError as exc:
-            raise _Retry(ServiceUnavailable(service, url, f"{type(exc).__name__}: {exc}".rstrip(": "))) from exc
+            raise _Retry(_unavailable(service, url, f"{type(exc).__name__}: {exc}".rstrip(": "))) from exc
 
     async def _read_reply(self, service: str, url: str, response: httpx.Response, body: bytes) -> dict[str, Any]:
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()

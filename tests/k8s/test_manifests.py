@@ -527,3 +527,16 @@ def test_the_policy_check_notices_a_missing_and_an_extra_rule(rendered):
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [{}], "egress": [{}]},
     }
     assert allowed([*policies, allow_all], classifier, agent, 8080)
+
+
+def test_prod_turns_bearer_auth_on_from_a_secret_and_dev_leaves_it_off(rendered):
+    for name, deployment in deployments(rendered["prod"]).items():
+        env = {e["name"]: e.get("value") for e in container(deployment)["env"]}
+        assert env["DEVENV_AUTH_TOKEN_FILE"] == "/var/run/secrets/devenv/token", name
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["auth-token"]["secret"]["secretName"] == "devenv-auth", name
+        mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
+        assert mounts["auth-token"] == {"name": "auth-token", "mountPath": "/var/run/secrets/devenv", "readOnly": True}
+    for name, deployment in deployments(rendered["dev"]).items():
+        assert "DEVENV_AUTH_TOKEN_FILE" not in {e["name"] for e in container(deployment)["env"]}, name
+    assert not [o for o in rendered["prod"] if o["kind"] == "Secret" and o["metadata"]["name"] == "devenv-auth"]

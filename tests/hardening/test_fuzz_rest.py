@@ -1,0 +1,64 @@
+"""Every example service's REST API fuzzed from its own OpenAPI schema with schemathesis.
+
+Checks: no 5xx, every status code documented, every response body matching its documented
+schema, content types and headers as documented, ... (schemathesis' defaults), except two
+that judge the tools rather than the server:
+
+- ``positive_data_acceptance``: schema-valid arguments may still name no category or no file;
+  the tool then rejects them with a 400, as documented.
+- ``negative_data_rejection``: pydantic's lax mode accepts ``true`` for an integer or ``"3"``
+  for a number, which a JSON Schema would not; friendlier for language-model callers.
+
+``DEVENV_FUZZ_EXAMPLES`` sets the examples per operation (small for CI; raise it by hand).
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+
+from devenv import MemoryCache, create_app
+from devenv.config import Settings
+from devenv.tools import Registry
+from tests.hardening import tally
+from tests.hardening.tally import FUZZ
+
+EXCLUDED = [schemathesis.checks.positive_data_acceptance, schemathesis.checks.negative_data_rejection]
+
+
+@pytest.fixture(autouse=True)
+def sandbox(tmp_path_factory, monkeypatch):
+    """The file-system and inbox-agent services work in throwaway folders; nothing goes remote."""
+    root = tmp_path_factory.mktemp("fuzz")
+    monkeypatch.setenv("VAULT_ROOT", str(root / "vault"))
+    (root / "unsorted").mkdir()
+    monkeypatch.setenv("UNSORTED_ROOT", str(root / "unsorted"))
+    monkeypatch.delenv("K8S_MODE", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    from services.inbox_agent import service as inbox_agent
+
+    monkeypatch.setattr(inbox_agent, "_client", None)
+
+
+def _fuzz_test(name: str):
+    service = Registry("services").get(name)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(service, Settings()))
+
+    @schema.parametrize()
+    @FUZZ
+    def test(case):
+        service.cache = MemoryCache() if not isinstance(service._cache, MemoryCache) else service._cache
+        tally.add("cases fuzzed")
+        tally.add("schemathesis cases")
+        case.call_and_validate(excluded_checks=EXCLUDED)
+
+    test.__name__ = f"test_fuzz_{name.replace('-', '_')}"
+    return test
+
+
+# One test per service, each parametrized by schemathesis with one case per operation.
+test_fuzz_jd_classifier = _fuzz_test("jd-classifier")
+test_fuzz_content_classifier = _fuzz_test("content-classifier")
+test_fuzz_file_system = _fuzz_test("file-system")
+test_fuzz_notifications = _fuzz_test("notifications")
+test_fuzz_inbox_agent = _fuzz_test("inbox-agent")
