@@ -80,13 +80,14 @@ def profile(target: wire.Target, seconds: int, rate: int, plan: wire.Plan, top: 
 
     def load(port: int, pid: int, answer: wire.Answer) -> None:
         try:
-            wire.load(port, pid, seconds + 2, plan, answer)  # a little longer, so every sample sees a busy server
+            # a little longer, so every sample sees a busy server
+            wire.load(port, pid, seconds + 2, plan.connections[0], plan, answer, target.call)
         except BaseException as exc:  # re-raised below, in the main thread
             failures.append(exc)
 
     with wire.clients_pinned(plan), wire.serve(target, cpu=wire.server_cpu(plan)) as (port, pid):
-        answer = wire.verify(port)
-        wire.load(port, pid, plan.warmup_seconds, plan, answer)
+        answer = wire.verify(port, target.call)
+        wire.load(port, pid, plan.warmup_seconds, plan.connections[0], plan, answer, target.call)
         loader = threading.Thread(target=load, args=(port, pid, answer))
         loader.start()
         done = subprocess.run(
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args(argv)
     target = next(t for t in wire.TARGETS if t.key == args.target)
     plan = wire.Plan(
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         sequential_warmup=0,
         seconds=args.seconds,
         runs=1,
-        connections=16,
+        connections=(args.connections,),
         threads=1,
         generator="wrk" if wire.wrk_available() else "python",
         pin=True,

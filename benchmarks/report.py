@@ -1,4 +1,8 @@
-"""The run's context (machine, versions, load), its ratios against the issue's targets, and the table."""
+"""The run's context (machine, versions, load), its ratios against the issue's targets, and the tables.
+
+Every table is built once as rows and rendered twice: aligned text for the terminal, and
+markdown for ``results/latest.md`` (the source of ``benchmarks/RESULTS.md``).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,43 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .wire import ROOT
+ROOT = Path(__file__).resolve().parent.parent
 
 PACKAGES = [
     "devenv",
     "mcp",
+    "fastmcp",
     "fastapi",
     "starlette",
     "uvicorn",
     "uvloop",
     "httptools",
+    "httpx",
     "pydantic",
     "pydantic-core",
     "orjson",
     "anyio",
+    "redis",
+    "watchfiles",
+    "docker",
 ]
 
 # The issue's targets. Figures, not tests: a miss is reported, it never fails the run.
-TARGETS = {
-    "inprocess_us_per_call": ("<=", 20.0),
-    "http_p50_ms": ("<=", 0.8),
-    "http_throughput_vs_sdk": (">=", 3.5),
+# key → (operator, bound, what it is, unit)
+TARGETS: dict[str, tuple[str, float, str, str]] = {
+    "inprocess_us_per_call": ("<=", 20.0, "MCPClient in-process, trivial call", "µs"),
+    "inprocess_sdk_over_devenv": (">=", 15.0, "SDK in-memory Client ÷ MCPClient in-process", "×"),
+    "http_throughput_vs_sdk": (">=", 3.5, "/mcp tools/call throughput ÷ SDK server @16", "×"),
+    "http_p50_ms": ("<=", 0.8, "/mcp tools/call p50, sequential", "ms"),
+    "edit_to_live_local_s": ("<=", 1.0, "edit-to-live, local mode", "s"),
+    "startup_local_s": ("<=", 3.0, "example stack ready, local mode", "s"),
 }
 
 
@@ -48,6 +61,16 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _version(package: str) -> str | None:
@@ -72,23 +95,26 @@ def _git() -> dict[str, Any]:
         return {}
 
 
-def _wrk_version() -> str | None:
+def _first_line(*cmd: str) -> str | None:
     try:
-        done = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
-    except OSError:
+        done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    return (done.stdout or done.stderr).splitlines()[0] if (done.stdout or done.stderr) else None
+    out = (done.stdout or done.stderr).strip()
+    return out.splitlines()[0] if out else None
 
 
 def machine() -> dict[str, Any]:
     return {
         "cores": os.cpu_count(),
         "cpu": _cpu_model(),
+        "memory_gib": _memory_gib(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "packages": {name: _version(name) for name in PACKAGES},
-        "wrk": _wrk_version(),
+        "wrk": _first_line("wrk", "--version"),
+        "redis_server": _first_line("redis-server", "--version"),
         "git": _git(),
     }
 
@@ -104,7 +130,7 @@ def load_average() -> list[float]:
 # -- ratios ----------------------------------------------------------------------------------
 
 
-def _get(data: dict[str, Any], *path: str) -> Any:
+def get(data: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(data, dict) or key not in data:
             return None
@@ -116,128 +142,375 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
-def ratios(inprocess: dict[str, Any], wire: dict[str, Any]) -> dict[str, Any]:
+def ratios(document: dict[str, Any]) -> dict[str, Any]:
     """Everything computed from this run's own figures, so machine speed cancels out."""
-    devenv_rps = _get(wire, "devenv", "throughput", "median")
-    devenv_p50 = _get(wire, "devenv", "sequential_us", "p50")
+    inproc = document.get("inprocess", {})
+    http = document.get("http", {})
+    clients = document.get("clients", {})
+    cache = document.get("cache", {})
+    startup = document.get("startup", {})
+    loop = document.get("innerloop", {})
+
+    def rps(target: str, level: str = "16") -> float | None:
+        return get(http, target, "throughput", level, "median")
+
+    def cpu(target: str) -> float | None:
+        return get(http, target, "throughput", "16", "server_cpu_us_per_request", "median")
+
+    devenv_p50 = get(http, "devenv", "sequential_us", "p50")
     figures = {
-        "inprocess_us_per_call": _get(inprocess, "devenv", "median"),
-        "inprocess_sdk_over_devenv": _ratio(_get(inprocess, "sdk", "median"), _get(inprocess, "devenv", "median")),
+        "inprocess_us_per_call": get(inproc, "trivial", "devenv", "median"),
+        "inprocess_nested_us_per_call": get(inproc, "nested", "devenv", "median"),
+        "inprocess_sdk_over_devenv": _ratio(
+            get(inproc, "trivial", "sdk", "median"), get(inproc, "trivial", "devenv", "median")
+        ),
+        "inprocess_sdk_over_devenv_nested": _ratio(
+            get(inproc, "nested", "sdk", "median"), get(inproc, "nested", "devenv", "median")
+        ),
+        "inprocess_fastmcp_over_devenv": _ratio(
+            get(inproc, "trivial", "fastmcp", "median"), get(inproc, "trivial", "devenv", "median")
+        ),
         "inprocess_devenv_over_direct": _ratio(
-            _get(inprocess, "devenv", "median"), _get(inprocess, "direct", "median")
+            get(inproc, "trivial", "devenv", "median"), get(inproc, "trivial", "direct", "median")
         ),
         "http_p50_ms": devenv_p50 / 1000 if devenv_p50 else None,
-        "http_throughput_vs_sdk": _ratio(devenv_rps, _get(wire, "sdk", "throughput", "median")),
-        "http_throughput_vs_sdk_quiet": _ratio(devenv_rps, _get(wire, "sdk_quiet", "throughput", "median")),
-        "http_throughput_vs_floor": _ratio(devenv_rps, _get(wire, "floor", "throughput", "median")),
-        "http_p50_sdk_over_devenv": _ratio(_get(wire, "sdk", "sequential_us", "p50"), devenv_p50),
+        "http_p50_sdk_over_devenv": _ratio(get(http, "sdk", "sequential_us", "p50"), devenv_p50),
+        "http_throughput_vs_sdk": _ratio(rps("devenv"), rps("sdk")),
+        "http_throughput_vs_sdk_c1": _ratio(rps("devenv", "1"), rps("sdk", "1")),
+        "http_throughput_vs_sdk_c64": _ratio(rps("devenv", "64"), rps("sdk", "64")),
+        "http_throughput_vs_sdk_quiet": _ratio(rps("devenv"), rps("sdk_quiet")),
+        "http_throughput_vs_fastmcp": _ratio(rps("devenv"), rps("fastmcp")),
+        "http_throughput_vs_floor": _ratio(rps("devenv"), rps("floor")),
+        "http_rest_over_mcp": _ratio(rps("devenv_rest"), rps("devenv")),
         # The same comparison in server CPU per request: steadier when neighbours steal cycles.
-        "http_cpu_sdk_over_devenv": _ratio(
-            _get(wire, "sdk", "server_cpu_us_per_request", "median"),
-            _get(wire, "devenv", "server_cpu_us_per_request", "median"),
+        "http_cpu_sdk_over_devenv": _ratio(cpu("sdk"), cpu("devenv")),
+        "client_sdk_over_devenv": _ratio(
+            get(clients, "trivial", "sdk", "median"), get(clients, "trivial", "devenv_async", "median")
         ),
+        "client_devenv_over_httpx": _ratio(
+            get(clients, "trivial", "devenv_async", "median"), get(clients, "trivial", "httpx", "median")
+        ),
+        "client_devenv_over_floor": _ratio(
+            get(clients, "trivial", "devenv_async", "median"), get(clients, "trivial", "http_client", "median")
+        ),
+        "cache_memory_miss_over_hit": _ratio(
+            get(cache, "memory", "miss", "median"), get(cache, "memory", "hit", "median")
+        ),
+        "cache_redis_miss_over_hit": _ratio(
+            get(cache, "redis", "miss", "median"), get(cache, "redis", "hit", "median")
+        ),
+        "cache_redis_hit_over_memory_hit": _ratio(
+            get(cache, "redis", "hit", "median"), get(cache, "memory", "hit", "median")
+        ),
+        "edit_to_live_local_s": get(loop, "local_reload", "median"),
+        "edit_to_live_restart_over_reload": _ratio(
+            get(loop, "local_restart", "median"), get(loop, "local_reload", "median")
+        ),
+        "edit_to_live_docker_s": get(loop, "docker_reload", "median"),
+        "edit_to_live_docker_rebuild_over_reload": _ratio(
+            get(loop, "docker_rebuild", "median"), get(loop, "docker_reload", "median")
+        ),
+        "startup_inprocess_s": get(startup, "inprocess", "median"),
+        "startup_local_s": get(startup, "local", "median"),
+        "startup_local_reload_s": get(startup, "local_reload", "median"),
+        "startup_docker_warm_s": get(startup, "docker_warm", "median"),
+        "startup_docker_cold_s": get(startup, "docker_cold", "median"),
     }
     return {key: value for key, value in figures.items() if value is not None}
 
 
+_SIGN = {"<=": "≤", ">=": "≥"}
+
+
 def verdicts(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
-    for key, (op, bound) in TARGETS.items():
+    for key, (op, bound, what, unit) in TARGETS.items():
         if key in figures:
             value = figures[key]
             met = value <= bound if op == "<=" else value >= bound
-            out[key] = {"value": value, "target": f"{op} {bound}", "met": met}
+            out[key] = {"what": what, "value": value, "unit": unit, "target": f"{_SIGN[op]} {bound:g}", "met": met}
+        else:
+            out[key] = {"what": what, "value": None, "unit": unit, "target": f"{_SIGN[op]} {bound:g}", "met": None}
     return out
 
 
-# -- output ----------------------------------------------------------------------------------
+# -- formatting ------------------------------------------------------------------------------
+
+Table = tuple[str, list[str], list[list[str]]]  # (title, header, rows)
 
 
-def _row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+def us(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}" if value < 1 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def secs(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _with_spread(entry: dict[str, Any] | None, fmt: Callable[[float | None], str]) -> list[str]:
+    if not entry or "median" not in entry:
+        return ["", ""]
+    return [fmt(entry["median"]), f"{fmt(entry['min'])}–{fmt(entry['max'])}"]
+
+
+def _skipped(entry: Any) -> str | None:
+    """Why an entry has no figures: skipped (a missing optional part) or failed (a wrong answer)."""
+    if not isinstance(entry, dict):
+        return None
+    if "failed" in entry:
+        return "FAILED: " + entry["failed"].splitlines()[0]
+    return entry.get("skipped")
+
+
+def render(table: Table, markdown: bool = False) -> str:
+    title, header, rows = table
+    if markdown:
+        lines = [f"**{title}**", "", "| " + " | ".join(header) + " |"]
+        lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+        return "\n".join(lines)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [_row(header, widths), _row(["-" * w for w in widths], widths)]
-    return "\n".join(lines + [_row(r, widths) for r in rows])
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([title, line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def _us(value: float) -> str:
-    return f"{value:.3f}" if value < 1 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+# -- the tables ------------------------------------------------------------------------------
 
 
-def inprocess_table(results: dict[str, Any]) -> str:
-    base = _get(results, "direct", "median")
-    rows = [
-        [
-            r["label"],
-            _us(r["median"]),
-            f"{_us(r['min'])}–{_us(r['max'])}",
-            f"{r['iterations']:,}",
-            f"{r['median'] / base:,.0f}x" if base else "",
-        ]
-        for r in results.values()
-    ]
-    return _table(["in-process call", "µs/call", "min–max", "calls/rep", "vs direct"], rows)
-
-
-def _cpu_cells(result: dict[str, Any]) -> list[str]:
-    if not result["server_cpu_us_per_request"]:
-        return ["n/a", "n/a"]
-    utilisation = statistics.median(run["server_cpu_utilisation"] for run in result["throughput"]["runs"])
-    return [_us(result["server_cpu_us_per_request"]["median"]), f"{utilisation:.2f}"]
-
-
-def wire_table(results: dict[str, Any], connections: int) -> str:
+def inprocess_table(results: dict[str, Any]) -> Table:
+    trivial, nested = results.get("trivial", {}), results.get("nested", {})
+    base = get(trivial, "direct", "median")
+    devenv = get(trivial, "devenv", "median")
     rows = []
-    for r in results.values():
-        seq, tp = r["sequential_us"], r["throughput"]
-        loaded_p99 = statistics.median(run["latency_us"]["p99"] for run in tp["runs"])
+    for key, entry in trivial.items():
+        reason = _skipped(entry)
+        if reason:
+            rows.append([entry["label"], "skipped", reason, "", "", "", ""])
+            continue
         rows.append(
             [
-                r["label"],
-                _us(seq["p50"]),
-                _us(seq["p99"]),
-                f"{tp['median']:,.0f}",
-                f"{tp['min']:,.0f}–{tp['max']:,.0f}",
-                f"{loaded_p99 / 1000:,.1f}",
-                *_cpu_cells(r),
+                entry["label"],
+                *_with_spread(entry, us),
+                *_with_spread(nested.get(key), us),
+                f"{entry['median'] / base:,.0f}×" if base else "",
+                f"{entry['median'] / devenv:,.1f}×" if devenv and key != "direct" else "",
+            ]
+        )
+    header = ["in-process call", "trivial µs", "min–max", "nested µs", "min–max", "÷ direct", "÷ MCPClient"]
+    return "In-process call overhead (µs per call, median of repetitions)", header, rows
+
+
+def wire_table(results: dict[str, Any]) -> Table:
+    levels = sorted({int(c) for r in results.values() for c in r.get("throughput", {})})
+    rows = []
+    for entry in results.values():
+        reason = _skipped(entry)
+        if reason:
+            shown = reason if reason.startswith("FAILED") else "skipped: " + reason
+            rows.append([entry["label"], shown, *[""] * (len(levels) + 5)])
+            continue
+        seq, tp = entry["sequential_us"], entry["throughput"]
+        at16 = tp.get("16", {})
+        rows.append(
+            [
+                entry["label"],
+                us(seq["p50"]),
+                us(seq["p99"]),
+                *(f"{tp[str(c)]['median']:,.0f}" if str(c) in tp else "" for c in levels),
+                f"{at16['min']:,.0f}–{at16['max']:,.0f}" if at16 else "",
+                us(get(at16, "p99_us", "median") / 1000) if get(at16, "p99_us", "median") else "",
+                us(get(at16, "server_cpu_us_per_request", "median")),
+                f"{get(at16, 'server_cpu_utilisation', 'median'):.2f}" if get(at16, "server_cpu_utilisation") else "",
             ]
         )
     header = [
-        "POST /mcp tools/call",
+        "tools/call over HTTP",
         "seq p50 µs",
         "seq p99 µs",
-        f"req/s @{connections}",
-        "min–max",
-        f"p99 ms @{connections}",
+        *(f"req/s @{c}" for c in levels),
+        "@16 min–max",
+        "p99 ms @16",
         "CPU µs/req",
         "CPU util",
     ]
-    return _table(header, rows)
+    return "Wire: one uvicorn worker per server, sequential latency and throughput", header, rows
 
 
-def verdict_lines(checks: dict[str, dict[str, Any]], figures: dict[str, Any]) -> str:
-    names = {
-        "inprocess_us_per_call": "in-process µs per call",
-        "http_p50_ms": "devenv /mcp p50 ms",
-        "http_throughput_vs_sdk": "devenv /mcp throughput ÷ SDK server",
-    }
-    lines = [
-        f"  {names[k]:<38} {c['value']:8.2f}   target {c['target']:<7} {'met' if c['met'] else 'MISSED'}"
-        for k, c in checks.items()
+def clients_table(results: dict[str, Any]) -> Table:
+    trivial, nested = results.get("trivial", {}), results.get("nested", {})
+    devenv = get(trivial, "devenv_async", "median")
+    rows = []
+    for key, entry in trivial.items():
+        reason = _skipped(entry)
+        if reason:
+            rows.append([entry["label"], "skipped", reason, "", "", ""])
+            continue
+        rows.append(
+            [
+                entry["label"],
+                *_with_spread(entry, us),
+                *_with_spread(nested.get(key), us),
+                f"{entry['median'] / devenv:.2f}×" if devenv else "",
+            ]
+        )
+    header = ["client → devenv server", "trivial µs", "min–max", "nested µs", "min–max", "÷ MCPClient.acall"]
+    return "Clients over HTTP, same devenv server (µs per sequential call)", header, rows
+
+
+def cache_table(results: dict[str, Any]) -> Table:
+    rows = []
+    for backend in ("memory", "redis"):
+        entry = results.get(backend, {})
+        reason = _skipped(entry)
+        if reason:
+            rows.append([backend, "skipped", reason, ""])
+            continue
+        hit = get(entry, "hit", "median")
+        for key in ("uncached", "miss", "hit"):
+            if key in entry:
+                rows.append(
+                    [
+                        f"{backend}: {entry[key]['label']}",
+                        *_with_spread(entry[key], us),
+                        f"{entry[key]['median'] / hit:,.1f}×" if hit else "",
+                    ]
+                )
+    tool = results.get("tool", "?")
+    return f"Cache: {tool} in-process (µs per call)", ["variant", "µs/call", "min–max", "÷ hit"], rows
+
+
+def _seconds_rows(
+    results: dict[str, Any], keys: list[str], extra: Callable[[dict[str, Any]], list[str]]
+) -> list[list[str]]:
+    rows = []
+    for key in keys:
+        entry = results.get(key)
+        if entry is None:
+            continue
+        reason = _skipped(entry)
+        if reason:
+            rows.append([key, "skipped", reason, *[""] * (len(extra({})))])
+            continue
+        rows.append([entry["label"], *_with_spread(entry, secs), *extra(entry)])
+    return rows
+
+
+def startup_table(results: dict[str, Any]) -> Table:
+    def down(entry: dict[str, Any]) -> list[str]:
+        return [secs(get(entry, "down", "median")), str(entry.get("repetitions", ""))]
+
+    keys = ["inprocess", "local", "local_reload", "docker_warm", "docker_cold", "docker"]
+    return (
+        "Start-up: the whole example stack ready (s)",
+        ["target", "ready s", "min–max", "down s", "reps"],
+        _seconds_rows(results, keys, down),
+    )
+
+
+def innerloop_table(results: dict[str, Any]) -> Table:
+    def phases(entry: dict[str, Any]) -> list[str]:
+        split = entry.get("phases") or {}
+        cells = [secs(get(split, phase, "median")) for phase in ("detect", "stop", "start", "first_answer")]
+        return [*cells, str(entry.get("repetitions", ""))]
+
+    keys = ["local_reload", "local_restart", "docker_reload", "docker_rebuild", "docker"]
+    return (
+        "Inner loop: file write to the first answer that shows it (s); a live reload's phases from its log",
+        ["mode", "edit-to-live s", "min–max", "detect", "stop", "start", "1st answer", "reps"],
+        _seconds_rows(results, keys, phases),
+    )
+
+
+def targets_table(checks: dict[str, dict[str, Any]]) -> Table:
+    rows = []
+    for check in checks.values():
+        value = check["value"]
+        shown = "not measured" if value is None else f"{value:.3g} {check['unit']}".replace(" ×", "×")
+        verdict = "" if check["met"] is None else ("met" if check["met"] else "MISSED")
+        rows.append([check["what"], shown, f"{check['target']} {check['unit']}".replace(" ×", "×"), verdict])
+    return "Targets (figures, never pass/fail)", ["figure", "this run", "target", "verdict"], rows
+
+
+_OTHER_RATIOS = [
+    ("inprocess_sdk_over_devenv_nested", "SDK in-memory ÷ MCPClient, nested pydantic argument", "×"),
+    ("inprocess_fastmcp_over_devenv", "FastMCP in-memory ÷ MCPClient, trivial call", "×"),
+    ("http_p50_sdk_over_devenv", "SDK server ÷ devenv /mcp, sequential p50", "×"),
+    ("http_throughput_vs_sdk_c1", "devenv /mcp ÷ SDK server, throughput @1", "×"),
+    ("http_throughput_vs_sdk_c64", "devenv /mcp ÷ SDK server, throughput @64", "×"),
+    ("http_cpu_sdk_over_devenv", "SDK server ÷ devenv /mcp, server CPU µs per request @16", "×"),
+    ("http_throughput_vs_sdk_quiet", "devenv /mcp ÷ SDK server with log_level=WARNING @16", "×"),
+    ("http_throughput_vs_fastmcp", "devenv /mcp ÷ FastMCP server @16", "×"),
+    ("http_throughput_vs_floor", "devenv /mcp ÷ bare FastAPI floor @16", "×"),
+    ("http_rest_over_mcp", "devenv POST /tools/echo ÷ POST /mcp @16", "×"),
+    ("client_sdk_over_devenv", "SDK Client ÷ MCPClient.acall over HTTP, per call", "×"),
+    ("client_devenv_over_httpx", "MCPClient.acall ÷ bare httpx.AsyncClient POST, per call", "×"),
+    ("client_devenv_over_floor", "MCPClient.acall ÷ bare http.client, per call", "×"),
+    ("cache_memory_miss_over_hit", "cache miss ÷ hit, memory", "×"),
+    ("cache_redis_miss_over_hit", "cache miss ÷ hit, Redis", "×"),
+    ("cache_redis_hit_over_memory_hit", "Redis hit ÷ memory hit", "×"),
+    ("edit_to_live_restart_over_reload", "local: stop-and-start ÷ live reload, edit-to-live", "×"),
+    ("edit_to_live_docker_s", "edit-to-live, docker live reload", "s"),
+    ("edit_to_live_docker_rebuild_over_reload", "docker: rebuild ÷ live reload, edit-to-live", "×"),
+    ("startup_inprocess_s", "example stack ready, in-process (fresh python)", "s"),
+    ("startup_local_reload_s", "example stack ready, local with live reload", "s"),
+    ("startup_docker_warm_s", "example stack ready, docker warm", "s"),
+    ("startup_docker_cold_s", "example stack ready, docker cold (images rebuilt)", "s"),
+]
+
+
+def ratios_table(figures: dict[str, Any]) -> Table:
+    rows = [
+        [what, f"{figures[key]:.3g} {unit}".replace(" ×", "×")] for key, what, unit in _OTHER_RATIOS if key in figures
     ]
-    if "inprocess_sdk_over_devenv" in figures:
-        lines.append(f"  {'SDK in-memory ÷ devenv in-process':<38} {figures['inprocess_sdk_over_devenv']:8.1f}")
-    for key, name in (
-        ("http_cpu_sdk_over_devenv", "SDK server ÷ devenv, CPU µs per request"),
-        ("http_throughput_vs_sdk_quiet", "devenv ÷ SDK server (log_level=WARNING)"),
-        ("http_throughput_vs_floor", "devenv ÷ bare FastAPI floor"),
-    ):
-        if key in figures:
-            lines.append(f"  {name:<38} {figures[key]:8.2f}")
-    return "\n".join(lines)
+    return "Other ratios within this run", ["figure", "this run"], rows
+
+
+def tables(document: dict[str, Any]) -> list[Table]:
+    out = [targets_table(document["targets"]), ratios_table(document["ratios"])]
+    sections = [
+        ("inprocess", inprocess_table),
+        ("http", wire_table),
+        ("clients", clients_table),
+        ("cache", cache_table),
+        ("startup", startup_table),
+        ("innerloop", innerloop_table),
+    ]
+    out += [make(document[key]) for key, make in sections if key in document]
+    return out
+
+
+def context_line(document: dict[str, Any]) -> str:
+    m = document["machine"]
+    packages = m["packages"]
+    versions = ", ".join(
+        f"{name} {packages[name]}" for name in ("mcp", "fastmcp", "uvicorn", "pydantic") if packages.get(name)
+    )
+    load = document["load_average"]
+    return (
+        f"{document['date']}, {document['mode']} run: {m['cores']} cores ({m['cpu']}), "
+        f"{m.get('memory_gib') or '?'} GiB, Python {m['python']}, {versions}; "
+        f"load average {load['start'][0]} at start, {load.get('end', ['?'])[0]} at end; "
+        f"commit {str(m['git'].get('commit', '?'))[:10]}"
+        + (" with uncommitted changes in devenv/" if m["git"].get("devenv_uncommitted") else "")
+    )
+
+
+def markdown(document: dict[str, Any]) -> str:
+    parts = [f"# Benchmark results\n\n{context_line(document)}.\n"]
+    parts += [render(table, markdown=True) + "\n" for table in tables(document)]
+    chart = document.get("chart", {})
+    if chart.get("path"):
+        parts.append(f"Chart: `{chart['path']}`\n")
+    elif chart.get("skipped"):
+        parts.append(f"Chart skipped: {chart['skipped']}\n")
+    return "\n".join(parts)
 
 
 def write(document: dict[str, Any], path: Path) -> None:

@@ -1,6 +1,7 @@
 -- wrk script: POST one MCP tools/call over and over, then print the figures as one JSON line.
 -- By hand: wrk -t1 -c16 -d10s --latency -s benchmarks/tools_call.lua http://127.0.0.1:8080/mcp
--- `python -m benchmarks` passes its own request body after `--`, so both always agree.
+-- `python -m benchmarks` passes its own request body after `--`, then the request's headers
+-- as "Name: value" (they replace the defaults below), so Python and wrk always agree.
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -10,6 +11,13 @@ wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo
 
 function init(args)
    if args[1] then wrk.body = args[1] end
+   if args[2] then
+      wrk.headers = {Host = wrk.headers["Host"]}  -- wrk sets Host before init(); keep it
+      for i = 2, #args do
+         local name, value = string.match(args[i], "^([^:]+):%s*(.*)$")
+         wrk.headers[name] = value
+      end
+   end
 end
 
 function done(summary, latency, requests)

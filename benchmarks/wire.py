@@ -1,10 +1,14 @@
-"""``POST /mcp`` over real sockets: each server alone in its own uvicorn process.
+"""Tool calls over real sockets: each server alone in its own uvicorn process.
 
 Per target: start uvicorn (one worker, default settings, access log off) on a free
-port, check that a tools/call answers 200 with the right result, warm up, time
-sequential requests over one keep-alive connection, then measure throughput at N
+port, check that a call answers 200 with the right result, warm up, time sequential
+requests over one keep-alive connection, then measure throughput at each number of
 concurrent connections (wrk, or a Python fallback), and stop the server before the
 next one starts: on a 2-core machine two servers would compete for the same cores.
+
+A target is an app and the request it is called with: an MCP ``tools/call`` on
+``POST /mcp`` or plain JSON on devenv's ``POST /tools/echo``; each request kind knows
+what a correct answer looks like.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,22 +50,62 @@ BODY = json.dumps(
 ).encode()
 
 
+def _mcp_problem(message: Any) -> str | None:
+    """Why this JSON is not a successful tools/call of echo(x=1), or None if it is."""
+    try:
+        result = message["result"]
+    except (KeyError, TypeError):
+        return "not a JSON-RPC result"
+    if message.get("id") != 1 or not isinstance(result, dict) or result.get("isError") is not False:
+        return "wrong id or isError"
+    if result.get("structuredContent") != EXPECTED_STRUCTURED:
+        return f"structuredContent {result.get('structuredContent')!r}, expected {EXPECTED_STRUCTURED!r}"
+    return None
+
+
+def _rest_problem(value: Any) -> str | None:
+    """``POST /tools/echo`` answers the bare result."""
+    return None if value == 1 and type(value) is int else f"answer {value!r}, expected 1"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, sent the same way by every client here, and the test of its answer."""
+
+    key: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    problem: Callable[[Any], str | None] = field(repr=False)  # why the parsed JSON is wrong, or None
+
+
+MCP_CALL = Call("mcp", PATH, BODY, HEADERS, _mcp_problem)
+REST_CALL = Call(
+    "rest", f"/tools/{TOOL}", json.dumps(ARGUMENTS).encode(), {"Content-Type": "application/json"}, _rest_problem
+)
+
+
 @dataclass(frozen=True)
 class Target:
     key: str
     label: str
     app: str  # uvicorn's "module:attribute"
+    call: Call = MCP_CALL
     extra: bool = False  # not needed for the headline comparison: skipped by --quick
+    needs: str | None = None  # an optional package the app imports: skipped, with the reason, without it
 
 
 TARGETS = [
-    Target("devenv", "devenv create_app(service)", "benchmarks.servers.devenv_mcp:app"),
-    Target("sdk", "SDK MCPServer, defaults", "benchmarks.servers.sdk_mcp:app"),
+    Target("devenv", "devenv POST /mcp", "benchmarks.servers.devenv_mcp:app"),
+    Target("devenv_rest", "devenv POST /tools/echo", "benchmarks.servers.devenv_mcp:app", REST_CALL),
+    Target("sdk", "SDK MCPServer, stateless JSON", "benchmarks.servers.sdk_mcp:app"),
     Target("floor", "bare FastAPI, constant JSON", "benchmarks.servers.fastapi_floor:app"),
     Target("sdk_quiet", "SDK MCPServer, log_level=WARNING", "benchmarks.servers.sdk_mcp_quiet:app", extra=True),
+    Target("fastmcp", "FastMCP, stateless JSON", "benchmarks.servers.fastmcp_http:app", extra=True, needs="fastmcp"),
     Target("devenv_served", "devenv as `devenv serve` runs it", "benchmarks.servers.devenv_served:app", extra=True),
     Target("devenv_async_tool", "devenv, `async def` tool", "benchmarks.servers.devenv_async_tool:app", extra=True),
 ]
+HEADLINE = ("devenv", "devenv_rest", "sdk", "floor")
 
 
 @dataclass(frozen=True)
@@ -71,7 +115,7 @@ class Plan:
     sequential_warmup: int
     seconds: float  # per throughput run
     runs: int
-    connections: int
+    connections: tuple[int, ...]  # throughput at each of these concurrency levels
     threads: int
     generator: str  # "wrk" or "python"
     pin: bool  # server on CPU 0, clients on CPU 1
@@ -164,22 +208,17 @@ def event_loop_and_parser(pid: int) -> dict[str, bool]:
 # -- correctness -----------------------------------------------------------------------------
 
 
-def _problem(status: int, content_type: str | None, body: bytes) -> str | None:
-    """Why this answer is not a successful tools/call of echo(x=1), or None if it is."""
+def _problem(call: Call, status: int, content_type: str | None, body: bytes) -> str | None:
+    """Why this answer is not the right one for ``call``, or None if it is."""
     if status != 200:
         return f"HTTP {status}"
     if not (content_type or "").startswith("application/json"):
         return f"Content-Type {content_type!r}"
     try:
-        message = json.loads(body)
-        result = message["result"]
-    except (ValueError, KeyError, TypeError):
-        return "not a JSON-RPC result"
-    if message.get("id") != 1 or result.get("isError") is not False:
-        return "wrong id or isError"
-    if result.get("structuredContent") != EXPECTED_STRUCTURED:
-        return f"structuredContent {result.get('structuredContent')!r}, expected {EXPECTED_STRUCTURED!r}"
-    return None
+        value = json.loads(body)
+    except ValueError:
+        return "not JSON"
+    return call.problem(value)
 
 
 @dataclass(frozen=True)
@@ -190,39 +229,64 @@ class Answer:
     size: int  # the whole HTTP response: status line, headers, body
 
 
-def _post(conn: http.client.HTTPConnection) -> tuple[http.client.HTTPResponse, bytes]:
-    conn.request("POST", PATH, BODY, HEADERS)
+def _post(conn: http.client.HTTPConnection, call: Call) -> tuple[http.client.HTTPResponse, bytes]:
+    conn.request("POST", call.path, call.body, call.headers)
     response = conn.getresponse()
     return response, response.read()
 
 
-def verify(port: int) -> Answer:
-    """One tools/call, checked field by field."""
+def verify(port: int, call: Call = MCP_CALL) -> Answer:
+    """One call, checked field by field."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        response, body = _post(conn)
+        response, body = _post(conn, call)
     finally:
         conn.close()
-    problem = _problem(response.status, response.getheader("content-type"), body)
+    problem = _problem(call, response.status, response.getheader("content-type"), body)
     if problem:
-        raise BenchmarkError(f"tools/call on :{port} failed ({problem}): {body[:300]!r}")
+        raise BenchmarkError(f"POST {call.path} on :{port} failed ({problem}): {body[:300]!r}")
     head = f"HTTP/1.1 {response.status} {response.reason}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in response.getheaders()) + "\r\n"
     return Answer(body, len(head.encode("latin-1")) + len(body))
 
 
-def sequential(port: int, answer: Answer, requests: int, warmup: int) -> dict[str, float]:
+def idle(port: int, answer: Answer, call: Call = MCP_CALL, timeout: float = 10.0) -> None:
+    """Wait until the server answers right again after a load run.
+
+    When wrk stops, the calls of its last round may still be running (a sync tool waits for a
+    worker thread); devenv counts them against its concurrency limit (DEVENV_MAX_CONCURRENCY,
+    64) and answers 503 Overloaded meanwhile. The next phase starts on an idle server.
+    """
+    deadline = time.monotonic() + timeout
+    time.sleep(0.1)
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            response, body = _post(conn, call)
+        finally:
+            conn.close()
+        if body == answer.body:
+            return
+        if time.monotonic() > deadline:
+            problem = _problem(call, response.status, response.getheader("content-type"), body)
+            raise BenchmarkError(
+                f"POST {call.path} on :{port} still failing {timeout:g} s after a load run ({problem})"
+            )
+        time.sleep(0.05)
+
+
+def sequential(port: int, answer: Answer, requests: int, warmup: int, call: Call = MCP_CALL) -> dict[str, float]:
     """Latency in microseconds of back-to-back requests over one keep-alive connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     samples = []
     try:
         for i in range(warmup + requests):
             start = time.perf_counter_ns()
-            response, body = _post(conn)
+            response, body = _post(conn, call)
             elapsed = time.perf_counter_ns() - start
             if body != answer.body:
-                problem = _problem(response.status, response.getheader("content-type"), body) or "different body"
-                raise BenchmarkError(f"request {i} on :{port} failed ({problem}): {body[:300]!r}")
+                problem = _problem(call, response.status, response.getheader("content-type"), body)
+                raise BenchmarkError(f"request {i} on :{port} failed ({problem or 'different body'}): {body[:300]!r}")
             if i >= warmup:
                 samples.append(elapsed / 1000)
     finally:
@@ -237,18 +301,19 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def _wrk(port: int, seconds: float, plan: Plan, answer: Answer) -> dict[str, Any]:
+def _wrk(port: int, seconds: float, connections: int, plan: Plan, call: Call, answer: Answer) -> dict[str, Any]:
     cmd = [
         "wrk",
-        f"-t{plan.threads}",
-        f"-c{plan.connections}",
+        f"-t{min(plan.threads, connections)}",
+        f"-c{connections}",
         f"-d{max(1, round(seconds))}s",
         "--latency",
         "-s",
         str(LUA),
-        f"http://127.0.0.1:{port}{PATH}",
+        f"http://127.0.0.1:{port}{call.path}",
         "--",
-        BODY.decode(),
+        call.body.decode(),
+        *(f"{name}: {value}" for name, value in call.headers.items()),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
@@ -273,15 +338,15 @@ def _wrk(port: int, seconds: float, plan: Plan, answer: Answer) -> dict[str, Any
     }
 
 
-def _raw_request(port: int) -> bytes:
-    head = [f"POST {PATH} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(BODY)}"]
-    head += [f"{name}: {value}" for name, value in HEADERS.items()]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + BODY
+def _raw_request(port: int, call: Call) -> bytes:
+    head = [f"POST {call.path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(call.body)}"]
+    head += [f"{name}: {value}" for name, value in call.headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + call.body
 
 
-async def _hammer(port: int, seconds: float, connections: int, answer: Answer) -> dict[str, Any]:
+async def _hammer(port: int, seconds: float, connections: int, call: Call, answer: Answer) -> dict[str, Any]:
     """Closed-loop load from one Python process: each connection sends, reads the answer, repeats."""
-    request = _raw_request(port)
+    request = _raw_request(port, call)
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -316,12 +381,12 @@ async def _hammer(port: int, seconds: float, connections: int, answer: Answer) -
     return {"requests": len(latencies), "seconds": elapsed, "errors": errors, "latency_us": distribution(latencies)}
 
 
-def _python_load(port: int, seconds: float, plan: Plan, answer: Answer) -> dict[str, Any]:
+def _python_load(port: int, seconds: float, connections: int, plan: Plan, call: Call, answer: Answer) -> dict[str, Any]:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(_hammer(port, seconds, plan.connections, answer))
-    return uvloop.run(_hammer(port, seconds, plan.connections, answer))
+        return asyncio.run(_hammer(port, seconds, connections, call, answer))
+    return uvloop.run(_hammer(port, seconds, connections, call, answer))
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -333,7 +398,9 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(port: int, pid: int, seconds: float, plan: Plan, answer: Answer) -> dict[str, Any]:
+def load(
+    port: int, pid: int, seconds: float, connections: int, plan: Plan, answer: Answer, call: Call = MCP_CALL
+) -> dict[str, Any]:
     """One throughput run; any error answer makes the whole benchmark fail.
 
     The server's own CPU time per request is reported too: unlike req/s it barely moves
@@ -341,8 +408,10 @@ def load(port: int, pid: int, seconds: float, plan: Plan, answer: Answer) -> dic
     1.0 says the server was not the bottleneck (the load generator or a neighbour was).
     """
     cpu_before = _cpu_seconds(pid)
-    result = (_wrk if plan.generator == "wrk" else _python_load)(port, seconds, plan, answer)
+    generator = _wrk if plan.generator == "wrk" else _python_load
+    result = generator(port, seconds, connections, plan, call, answer)
     cpu_after = _cpu_seconds(pid)
+    idle(port, answer, call)
     if result["errors"]:
         raise BenchmarkError(
             f"{result['errors']} of {result['requests']} answers under load on :{port} were not the "
@@ -358,23 +427,54 @@ def load(port: int, pid: int, seconds: float, plan: Plan, answer: Answer) -> dic
 # -- one target, start to finish -------------------------------------------------------------
 
 
-def measure(target: Target, plan: Plan) -> dict[str, Any]:
-    with serve(target, cpu=server_cpu(plan)) as (port, pid):
-        answer = verify(port)
-        load(port, pid, plan.warmup_seconds, plan, answer)  # warm-up: lazy imports, caches, specialised bytecode
-        loop = event_loop_and_parser(pid)
-        latency = sequential(port, answer, plan.sequential_requests, plan.sequential_warmup)
-        runs = [load(port, pid, plan.seconds, plan, answer) for _ in range(plan.runs)]
+def _level(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One concurrency level: its runs and the median run's figures with their spread."""
     rps = [run["rps"] for run in runs]
     cpu = [run["server_cpu_us_per_request"] for run in runs if "server_cpu_us_per_request" in run]
     return {
+        "runs": runs,
+        "rps": rps,
+        **spread(rps),
+        "p50_us": spread([run["latency_us"]["p50"] for run in runs]),
+        "p99_us": spread([run["latency_us"]["p99"] for run in runs]),
+        "server_cpu_us_per_request": spread(cpu) if cpu else None,
+        "server_cpu_utilisation": spread([run["server_cpu_utilisation"] for run in runs]) if cpu else None,
+    }
+
+
+def unavailable(target: Target) -> str | None:
+    """Why ``target`` cannot run here (an optional package is missing), or None."""
+    if target.needs is None:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec(target.needs) is None:
+        return f"{target.needs} is not installed (`pip install -e '.[bench]'`)"
+    return None
+
+
+def measure(target: Target, plan: Plan) -> dict[str, Any]:
+    call = target.call
+    with serve(target, cpu=server_cpu(plan)) as (port, pid):
+        answer = verify(port, call)
+        if plan.warmup_seconds:  # lazy imports, caches, specialised bytecode; else the sequential warm-up does
+            load(port, pid, plan.warmup_seconds, max(plan.connections), plan, answer, call)
+        loop = event_loop_and_parser(pid)
+        latency = sequential(port, answer, plan.sequential_requests, plan.sequential_warmup, call)
+        # Interleaved (1, 16, 64, 1, 16, 64, ...): a burst of noise from a neighbour spreads over
+        # the levels instead of landing on one of them.
+        runs: dict[int, list[dict[str, Any]]] = {c: [] for c in plan.connections}
+        for _ in range(plan.runs):
+            for connections in plan.connections:
+                runs[connections].append(load(port, pid, plan.seconds, connections, plan, answer, call))
+    return {
         "label": target.label,
         "app": target.app,
+        "request": {"path": call.path, "body": call.body.decode(), "headers": call.headers},
         "uvicorn_picked": loop,
         "response": answer.body.decode(),
         "sequential_us": latency,
-        "throughput": {"runs": runs, "rps": rps, **spread(rps)},
-        "server_cpu_us_per_request": spread(cpu) if cpu else None,
+        "throughput": {str(c): _level(r) for c, r in runs.items()},
     }
 
 
@@ -393,11 +493,22 @@ def clients_pinned(plan: Plan) -> Iterator[None]:
 
 
 def run(plan: Plan, targets: list[Target]) -> dict[str, Any]:
-    results = {}
+    results: dict[str, Any] = {}
     with clients_pinned(plan):
         for target in targets:
             print(f"  {target.label:<36}", end="", flush=True)
-            results[target.key] = result = measure(target, plan)
-            latency, throughput = result["sequential_us"], result["throughput"]
-            print(f" p50 {latency['p50']:6.0f} µs   p99 {latency['p99']:6.0f} µs   {throughput['median']:7.0f} req/s")
+            reason = unavailable(target)
+            if reason:
+                results[target.key] = {"label": target.label, "skipped": reason}
+                print(f" skipped: {reason}")
+                continue
+            try:
+                results[target.key] = result = measure(target, plan)
+            except BenchmarkError as exc:  # recorded; the other targets still run
+                results[target.key] = {"label": target.label, "failed": str(exc)}
+                print(f" FAILED: {exc}", file=sys.stderr)
+                continue
+            latency = result["sequential_us"]
+            rates = "  ".join(f"@{c} {level['median']:6.0f}" for c, level in result["throughput"].items())
+            print(f" p50 {latency['p50']:5.0f} µs  p99 {latency['p99']:6.0f} µs  req/s {rates}")
     return results

@@ -1,0 +1,268 @@
+"""Inner loop: from a file write in a service to the first answer that shows the change.
+
+The service is ``pulse`` (``stacks.PULSE_SOURCE``): one tool, ``version() -> int``, in a
+throwaway package in a temporary folder. Each repetition rewrites ``service.py`` so that
+the tool returns the next number, and polls ``POST /tools/version`` (a fresh connection
+every 5 ms) until that number comes back. The clock starts just before the write.
+
+- local, live reload: ``LocalStack(reload=True)`` (what ``devenv up`` runs): the write is
+  all the developer does; uvicorn's reloader (watchfiles) restarts the worker.
+- local, restart (the baseline): ``LocalStack(reload=False)``: write, ``down()``, ``up()``.
+- docker, live reload: ``DockerStack(reload=True)``: the image's dev stage with the project's
+  ``devenv/`` and ``services/`` mounted (from a copy of the project, so the edit stays there).
+- docker, rebuild (the baseline): ``DockerStack(reload=False)``: write, ``down()``, ``up()``,
+  which builds a new image because the build context changed.
+
+The docker rows are skipped, with the reason, when ``devenv.stack.docker`` is missing or
+no engine answers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import BenchmarkError
+from .stacks import (
+    DOCKER_PREFIX,
+    PULSE,
+    docker_unavailable,
+    first_port,
+    project_copy,
+    pulse_package,
+    pulse_value,
+    wait_for_value,
+    workdir,
+    write_pulse,
+)
+from .stats import spread
+
+
+@dataclass(frozen=True)
+class Plan:
+    repetitions: int  # edits with live reload
+    baseline_repetitions: int  # edits with a restart (local) or rebuild (docker)
+    docker: bool  # also the docker target (slow: image builds)
+    timeout: float = 60.0  # per edit (a docker rebuild needs much longer: see _DOCKER_REBUILD_TIMEOUT)
+
+
+_DOCKER_REBUILD_TIMEOUT = 900.0
+
+
+def _summary(seconds: list[float], **extra: Any) -> dict[str, Any]:
+    return {"seconds": seconds, "repetitions": len(seconds), **spread(seconds), **extra}
+
+
+# Where the time of one live reload goes, read from the service's log (uvicorn's and devenv's
+# JSON lines carry millisecond timestamps): phase → the log message that ends it.
+_PHASES = [
+    ("detect", "shutting down ("),  # watchfiles saw the write; the reloader sent SIGTERM to the worker
+    ("stop", "Finished server process"),  # the old worker drained and exited
+    ("start", "Application startup complete."),  # a new interpreter imported uvicorn, devenv, the service
+]
+
+
+def _phases(log: Path, edited: float, live: float) -> dict[str, float] | None:
+    """Seconds per phase of the reload that followed the write at wall-clock ``edited``."""
+    stamps: dict[str, float] = {}
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+            when = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        if when < edited - 0.002:  # the clocks agree to the millisecond the log keeps
+            continue
+        for phase, message in _PHASES:
+            if phase not in stamps and str(entry.get("msg", "")).startswith(message):
+                stamps[phase] = when
+    if len(stamps) != len(_PHASES):
+        return None
+    out, previous = {}, edited
+    for phase, _ in _PHASES:
+        out[phase] = max(0.0, stamps[phase] - previous)
+        previous = stamps[phase]
+    out["first_answer"] = max(0.0, live - previous)
+    return out
+
+
+def _settle(url: str, want: int, timeout: float) -> None:
+    """Before the next edit: the service answers the current number (and so is not mid-restart)."""
+    wait_for_value(url, want, timeout)
+    time.sleep(0.3)  # let the reloader finish its own bookkeeping after the restart
+
+
+# -- local ------------------------------------------------------------------------------------
+
+
+def _local(plan: Plan) -> dict[str, Any]:
+    from devenv.stack import LocalStack
+    from devenv.tools import Registry
+
+    results: dict[str, Any] = {}
+    counter = itertools.count(1)
+    with workdir("live") as root:
+        service_dir = pulse_package(root)
+        package = service_dir.parent.name
+        sys.path.insert(0, str(root))  # the stack lists the package's services from this process
+        try:
+            env = {
+                "DEVENV_SERVICES_PACKAGE": package,
+                "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p),
+            }
+
+            def stack(reload: bool) -> LocalStack:
+                state = root / ("state-reload" if reload else "state-restart")
+                return LocalStack(
+                    state,
+                    reload=reload,
+                    env=env,
+                    registry=Registry(package),
+                    declared_ports=False,
+                    first_port=first_port(),
+                )
+
+            # Live reload: one stack, edited repeatedly.
+            live = stack(reload=True)
+            url = live.up([PULSE])[PULSE]
+            log = live.state_dir / f"{PULSE}.log"
+            phases: list[dict[str, float]] = []
+            try:
+                current = 0
+                _settle(url, current, plan.timeout)
+                seconds = []
+                for _ in range(plan.repetitions):
+                    current = next(counter)
+                    wall, start = time.time(), time.perf_counter()
+                    write_pulse(service_dir, current)
+                    took = wait_for_value(url, current, plan.timeout) - start
+                    seconds.append(took)
+                    _settle(url, current, plan.timeout)
+                    split = _phases(log, wall, wall + took)
+                    if split:
+                        phases.append(split)
+            finally:
+                live.down()
+            breakdown = {phase: spread([p[phase] for p in phases]) for phase in phases[0]} if phases else None
+            results["local_reload"] = _summary(seconds, label="local, live reload (`devenv up`)", phases=breakdown)
+
+            # The baseline: the same edit, then the process stopped and started again by hand.
+            cold = stack(reload=False)
+            url = cold.up([PULSE])[PULSE]
+            seconds = []
+            try:
+                for _ in range(plan.baseline_repetitions):
+                    current = next(counter)
+                    start = time.perf_counter()
+                    write_pulse(service_dir, current)
+                    cold.down()
+                    url = cold.up([PULSE])[PULSE]
+                    seconds.append(wait_for_value(url, current, plan.timeout) - start)
+            finally:
+                cold.down()
+            results["local_restart"] = _summary(seconds, label="local, stop and start (no reload)")
+        finally:
+            sys.path.remove(str(root))
+    return results
+
+
+# -- docker -----------------------------------------------------------------------------------
+
+
+def _docker(plan: Plan, docker_stack: Any) -> dict[str, Any]:
+    from devenv import Service
+    from devenv.tools import Registry
+
+    results: dict[str, Any] = {}
+    counter = itertools.count(1000)
+    with workdir("docker-live") as root:
+        project = project_copy(root)
+        service_dir = project / "services" / PULSE
+        registry = Registry(None, [Service(PULSE)])  # the name only: the containers import the code
+
+        def stack(reload: bool) -> Any:
+            return docker_stack(
+                root / ("state-reload" if reload else "state-rebuild"),
+                reload=reload,
+                project_dir=project,
+                registry=registry,
+                name_prefix=DOCKER_PREFIX,
+                progress=lambda line: None,
+            )
+
+        live = stack(reload=True)
+        build_start = time.perf_counter()
+        url = live.up([PULSE], timeout=120)[PULSE]
+        first_up = time.perf_counter() - build_start
+        try:
+            current = 0
+            _settle(url, current, plan.timeout)
+            seconds = []
+            for _ in range(plan.repetitions):
+                current = next(counter)
+                start = time.perf_counter()
+                write_pulse(service_dir, current)
+                seconds.append(wait_for_value(url, current, plan.timeout) - start)
+                _settle(url, current, plan.timeout)
+        finally:
+            live.down()
+        results["docker_reload"] = _summary(
+            seconds, label="docker, live reload (dev image, source mounted)", first_up_seconds=first_up
+        )
+
+        rebuild = stack(reload=False)
+        url = rebuild.up([PULSE], timeout=120)[PULSE]
+        if pulse_value(url) != current:
+            raise BenchmarkError(f"docker pulse answers {pulse_value(url)!r}, expected {current}")
+        seconds = []
+        try:
+            for _ in range(plan.baseline_repetitions):
+                current = next(counter)
+                start = time.perf_counter()
+                write_pulse(service_dir, current)
+                rebuild.down()
+                url = rebuild.up([PULSE], timeout=120)[PULSE]
+                seconds.append(wait_for_value(url, current, _DOCKER_REBUILD_TIMEOUT) - start)
+        finally:
+            rebuild.down()
+        results["docker_rebuild"] = _summary(seconds, label="docker, image rebuild and restart")
+    return results
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    results = _local(plan)
+    if not plan.docker:
+        results["docker"] = {"skipped": "not in --quick (image builds take minutes)"}
+        return results
+    docker_stack, reason = docker_unavailable()
+    if reason:
+        results["docker"] = {"skipped": reason}
+        return results
+    try:
+        results.update(_docker(plan, docker_stack))
+    except Exception as exc:  # the docker target is being built: report, never fail the run
+        results["docker"] = {"skipped": f"docker target failed: {type(exc).__name__}: {str(exc)[:2000]}"}
+    return results
+
+
+def main() -> None:  # python -m benchmarks.innerloop: this part alone, for a quick look
+    import json
+
+    print(json.dumps(run(Plan(repetitions=3, baseline_repetitions=3, docker="--docker" in sys.argv)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
