@@ -53,13 +53,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ServiceNotFound
-from .base import STOPPED, ServiceStatus, Stack, StackError, TargetUnavailable, env_exports
-from .local import DEFAULT_STATE_DIR, ENV_FILE, STATE_FILE, LocalStack, _now, _open_nofollow, _write_atomic
+from .base import STOPPED, ServiceStatus, Stack, StackError, TargetUnavailable
+from .local import LocalStack
+from .state import DEFAULT_STATE_DIR, StateDir, now, open_nofollow, write_atomic
 
 if TYPE_CHECKING:
     from ..tools import Registry
@@ -204,7 +205,7 @@ def _grant_write(root: Path, uid: int) -> None:
 # -- the stack ------------------------------------------------------------------------------
 
 
-class DockerStack(Stack):
+class DockerStack(StateDir, Stack):
     """Services as containers on a docker network, with Redis; see the module docstring.
 
     ``env`` goes into every service container (``DEVENV_URL_*`` and ``REDIS_URL`` excepted:
@@ -256,14 +257,6 @@ class DockerStack(Stack):
 
     def __repr__(self) -> str:
         return f"DockerStack({str(self.state_dir)!r}, reload={self.reload})"
-
-    @property
-    def state_file(self) -> Path:
-        return self.state_dir / STATE_FILE
-
-    @property
-    def env_file(self) -> Path:
-        return self.state_dir / ENV_FILE
 
     @property
     def registry(self) -> Registry:
@@ -358,7 +351,7 @@ class DockerStack(Stack):
             state: dict[str, Any] = {
                 "version": _STATE_VERSION,
                 "target": self.target,
-                "started_at": _now(),
+                "started_at": now(),
                 "reload": self.reload,
                 "network": {"name": self.network, "created": False},
                 "redis": None,
@@ -386,7 +379,7 @@ class DockerStack(Stack):
                 state["services"] = {name: state["services"][name] for name in names}
                 self._save(state)
                 urls = {name: rec["url"] for name, rec in state["services"].items()}
-                _write_atomic(self.env_file, self._env_file_text(urls))
+                write_atomic(self.env_file, self._env_file_text(urls))
             except BaseException:
                 self._remove(state)
                 self._forget()
@@ -823,7 +816,7 @@ class DockerStack(Stack):
             "image": image,
             "port": port,
             "url": f"http://127.0.0.1:{port}",
-            "started_at": _now(),
+            "started_at": now(),
         }
 
     @staticmethod
@@ -886,7 +879,7 @@ class DockerStack(Stack):
     def _keep_log(self, name: str, container: Any) -> None:
         if not self.state_dir.is_dir():
             return
-        fd = _open_nofollow(self.state_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fd = open_nofollow(self.state_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         with os.fdopen(fd, "wb") as f:
             f.write(f"# devenv: docker logs {container.name} ({container.image.tags or container.image.id})\n".encode())
             f.write(container.logs(stdout=True, stderr=True))
@@ -941,56 +934,15 @@ class DockerStack(Stack):
 
     # -- state ---------------------------------------------------------------------------------
 
-    def _load(self) -> dict[str, Any] | None:
-        try:
-            raw = self.state_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StackError(f"cannot read the stack state {self.state_file}: {exc.strerror}") from None
-        try:
-            state = json.loads(raw)
-            for rec in state["services"].values():
-                missing = {"container", "name", "port", "url"} - set(rec)
-                if missing:
-                    raise KeyError(", ".join(sorted(missing)))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StackError(
-                f"the stack state {self.state_file} is damaged ({exc!r}); remove the containers labelled "
-                f"{LABEL_STACK}={self.state_dir} and delete it"
-            ) from None
-        if state.get("target", self.target) != self.target:
-            raise StackError(
-                f"the stack in {self.state_dir} was started with --target {state['target']}, not {self.target}"
-            )
-        return state
+    @property
+    def damaged_hint(self) -> str:
+        return f"remove the containers labelled {LABEL_STACK}={self.state_dir} and delete it"
 
-    def _save(self, state: dict[str, Any]) -> None:
-        _write_atomic(self.state_file, json.dumps(state, indent=2) + "\n")
-
-    def _forget(self) -> None:
-        for path in (self.state_file, self.env_file):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-
-    def _env_file_text(self, urls: dict[str, str]) -> str:
-        header = f"# devenv docker stack in {self.state_dir}: `source` this file, or eval $(devenv env)\n"
-        return header + "\n".join(env_exports(urls)) + "\n"
-
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """One `up` or `down` at a time per state dir (advisory; released if the process dies)."""
-        import fcntl
-
-        if not self.state_dir.exists():
-            self.state_dir.mkdir(parents=True)
-            _write_atomic(self.state_dir / ".gitignore", "# written by devenv: state, logs and env of `devenv up`\n*\n")
-        fd = _open_nofollow(self.state_dir / "lock", os.O_RDWR | os.O_CREAT)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _check_state(self, state: dict[str, Any]) -> None:
+        for rec in state["services"].values():
+            missing = {"container", "name", "port", "url"} - set(rec)
+            if missing:
+                raise KeyError(", ".join(sorted(missing)))
 
 
 def _cache_dir() -> Path:
@@ -1008,7 +960,7 @@ def _keep(house: Path, cached: Path, complete: Path) -> Path:
             shutil.rmtree(cached)
         shutil.copytree(house, cached.with_name(f".{cached.name}.{os.getpid()}"), symlinks=True)
         os.replace(cached.with_name(f".{cached.name}.{os.getpid()}"), cached)
-        _write_atomic(complete, _now() + "\n")
+        write_atomic(complete, now() + "\n")
     except OSError as exc:
         logger.warning("could not keep the wheels in %s: %s", cached, exc)
         return house

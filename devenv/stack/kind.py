@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-import json
 import logging
 import os
 import re
@@ -49,23 +48,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ServiceNotFound
-from .base import HEALTHY, STOPPED, ServiceStatus, Stack, StackError, TargetUnavailable, env_exports
-from .local import (
-    DEFAULT_STATE_DIR,
-    ENV_FILE,
-    STATE_FILE,
-    LocalStack,
-    _now,
-    _open_nofollow,
-    _pid_alive,
-    _start_ticks,
-    _write_atomic,
-)
+from .base import HEALTHY, STOPPED, ServiceStatus, Stack, StackError, TargetUnavailable
+from .local import LocalStack, _pid_alive, _start_ticks
+from .state import DEFAULT_STATE_DIR, StateDir, now, open_nofollow, write_atomic
 
 if TYPE_CHECKING:
     from ..tools import Registry
@@ -268,7 +258,7 @@ def _find_project(explicit: str | os.PathLike[str] | None, overlay: str) -> Path
 # -- the stack ------------------------------------------------------------------------------
 
 
-class KindStack(Stack):
+class KindStack(StateDir, Stack):
     """Services in a kind cluster; see the module docstring.
 
     ``cluster_name`` (default ``$DEVENV_KIND_CLUSTER``, else ``devenv-stack``) is created if
@@ -317,14 +307,6 @@ class KindStack(Stack):
 
     def __repr__(self) -> str:
         return f"KindStack({str(self.state_dir)!r}, cluster_name={self.cluster_name!r})"
-
-    @property
-    def state_file(self) -> Path:
-        return self.state_dir / STATE_FILE
-
-    @property
-    def env_file(self) -> Path:
-        return self.state_dir / ENV_FILE
 
     @property
     def kubeconfig(self) -> Path:
@@ -382,7 +364,7 @@ class KindStack(Stack):
             state = {
                 "version": _STATE_VERSION,
                 "target": self.target,
-                "started_at": _now(),
+                "started_at": now(),
                 "cluster": self.cluster_name,
                 "created": created_before,
                 "keep_cluster": self.keep_cluster,
@@ -406,7 +388,7 @@ class KindStack(Stack):
                     state["services"][name]["image"] = images[name]
                     self._save(state)
                 urls = {name: rec["url"] for name, rec in state["services"].items()}
-                _write_atomic(self.env_file, self._env_file_text(urls))
+                write_atomic(self.env_file, self._env_file_text(urls))
                 if wait:
                     self._wait_healthy(state["services"], deadline, timeout)
             except BaseException:  # Ctrl-C included: leave no port-forward (or new cluster) behind
@@ -580,7 +562,7 @@ class KindStack(Stack):
 
         objects = self._render(cluster, project, names, images)
         namespaces = [o for o in objects if o.get("kind") == "Namespace"]
-        _write_atomic(self.manifests_file, yaml.safe_dump_all(objects, sort_keys=False))
+        write_atomic(self.manifests_file, yaml.safe_dump_all(objects, sort_keys=False))
         values, existing = self._secret_inputs(cluster, project)
         generated = self._generate_config(cluster, project, values)
         ns = "namespace" if not namespaces else "the namespace"
@@ -634,7 +616,7 @@ class KindStack(Stack):
         log_path = self.state_dir / f"{name}.port-forward.log"
         cmd = [str(cluster.kubectl_path), "port-forward", "--namespace", self.namespace, "--address", "127.0.0.1"]
         cmd += [f"service/{name}-service", f":{CONTAINER_PORT}"]
-        fd = _open_nofollow(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fd = open_nofollow(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         with os.fdopen(fd, "wb") as log:
             proc = subprocess.Popen(
                 cmd,
@@ -652,7 +634,7 @@ class KindStack(Stack):
             match = _FORWARDING.search(text)
             if match:
                 port = int(match[1])
-                rec.update(port=port, url=f"http://127.0.0.1:{port}", started_at=_now())
+                rec.update(port=port, url=f"http://127.0.0.1:{port}", started_at=now())
                 return rec
             if proc.poll() is not None:
                 raise StackError(
@@ -736,47 +718,8 @@ class KindStack(Stack):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
-    def _load(self) -> dict[str, Any] | None:
-        try:
-            raw = self.state_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StackError(f"cannot read the stack state {self.state_file}: {exc.strerror}") from None
-        try:
-            state = json.loads(raw)
-            for key in ("cluster", "kubeconfig", "namespace", "services"):
-                state[key]  # noqa: B018 - a KeyError says the file is damaged
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StackError(f"the stack state {self.state_file} is damaged ({exc!r}); delete it") from None
-        if state.get("target", self.target) != self.target:
-            raise StackError(
-                f"the stack in {self.state_dir} was started with --target {state['target']}, not {self.target}"
-            )
-        return state
+    damaged_hint = "delete it"
 
-    def _save(self, state: Mapping[str, Any]) -> None:
-        _write_atomic(self.state_file, json.dumps(state, indent=2) + "\n")
-
-    def _env_file_text(self, urls: Mapping[str, str]) -> str:
-        header = f"# devenv kind stack in {self.state_dir}: `source` this file, or eval $(devenv env --target kind)\n"
-        return header + "\n".join(env_exports(urls)) + "\n"
-
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """One ``up`` or ``down`` at a time per state dir (advisory; released if the process dies)."""
-        import fcntl
-
-        if not self.state_dir.exists():
-            self.state_dir.mkdir(parents=True)
-            # Only in a directory devenv made: never hide someone else's files from git. It also
-            # lets setup-from-env.sh write the Secret here (it refuses a folder git would commit).
-            _write_atomic(
-                self.state_dir / ".gitignore", "# written by devenv: state, logs and secrets of `devenv up`\n*\n"
-            )
-        fd = _open_nofollow(self.state_dir / "lock", os.O_RDWR | os.O_CREAT)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _check_state(self, state: dict[str, Any]) -> None:
+        for key in ("cluster", "kubeconfig", "namespace", "services"):
+            state[key]  # noqa: B018 - a KeyError says the file is damaged

@@ -23,20 +23,19 @@ import ast
 import contextlib
 import errno
 import importlib.util
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ServiceNotFound
-from .base import HEALTHY, STOPPED, ServiceStatus, Stack, StackError, env_exports
+from .base import HEALTHY, STOPPED, ServiceStatus, Stack, StackError
+from .state import DEFAULT_STATE_DIR, StateDir, now, open_nofollow, write_atomic
 
 if TYPE_CHECKING:
     import httpx
@@ -45,17 +44,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_STATE_DIR", "FIRST_PORT", "LocalStack"]
 
-DEFAULT_STATE_DIR = ".devenv"
 FIRST_PORT = 8100
-STATE_FILE = "state.json"
-ENV_FILE = "env"
 _STATE_VERSION = 1
 _LOG_TAIL_LINES = 30
 _PROC = Path("/proc")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -148,20 +140,6 @@ def _port_in_source(path: Path) -> int | None:
     return None
 
 
-def _open_nofollow(path: Path, flags: int) -> int:
-    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: readers never see half a file, and a symlink at
-    ``path`` is replaced rather than written through."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = _open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     from ..config import redact
 
@@ -179,7 +157,7 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
 # -- the stack ------------------------------------------------------------------------------
 
 
-class LocalStack(Stack):
+class LocalStack(StateDir, Stack):
     """Services as local uvicorn processes on ``host``; see the module docstring.
 
     ``env`` is laid over ``os.environ`` for the service processes (and decides which
@@ -217,14 +195,6 @@ class LocalStack(Stack):
         return f"LocalStack({str(self.state_dir)!r}, reload={self.reload})"
 
     @property
-    def state_file(self) -> Path:
-        return self.state_dir / STATE_FILE
-
-    @property
-    def env_file(self) -> Path:
-        return self.state_dir / ENV_FILE
-
-    @property
     def registry(self) -> Registry:
         if self._registry is None:
             from ..config import get_settings
@@ -259,7 +229,7 @@ class LocalStack(Stack):
             state = {
                 "version": _STATE_VERSION,
                 "target": self.target,
-                "started_at": _now(),
+                "started_at": now(),
                 "host": self.host,
                 "reload": self.reload,
                 "package": self.registry.package,
@@ -269,7 +239,7 @@ class LocalStack(Stack):
                 for name, port in ports.items():
                     state["services"][name] = self._spawn(name, port, urls[name], env)
                     self._save(state)  # after each start, so `devenv down` can stop a half-started stack
-                _write_atomic(self.env_file, self._env_file_text(urls))
+                write_atomic(self.env_file, self._env_file_text(urls))
             except BaseException:
                 self._stop(state["services"])
                 self._forget()
@@ -419,7 +389,7 @@ class LocalStack(Stack):
         if self.reload:
             cmd.append("--reload")
         log_path = self.state_dir / f"{name}.log"
-        fd = _open_nofollow(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fd = open_nofollow(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         with os.fdopen(fd, "wb") as log:
             log.write(f"# devenv: {' '.join(cmd)}\n".encode())
             log.flush()
@@ -432,7 +402,7 @@ class LocalStack(Stack):
             "port": port,
             "url": url,
             "log": str(log_path),
-            "started_at": _now(),
+            "started_at": now(),
             "start_ticks": _start_ticks(proc.pid),
         }
 
@@ -546,53 +516,8 @@ class LocalStack(Stack):
 
     # -- state -------------------------------------------------------------------------------
 
-    def _load(self) -> dict[str, Any] | None:
-        try:
-            raw = self.state_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StackError(f"cannot read the stack state {self.state_file}: {exc.strerror}") from None
-        try:
-            state = json.loads(raw)
-            for rec in state["services"].values():
-                missing = {"pid", "port", "url", "log"} - set(rec)
-                if missing:
-                    raise KeyError(", ".join(sorted(missing)))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StackError(
-                f"the stack state {self.state_file} is damaged ({exc!r}); if no devenv services run, delete it"
-            ) from None
-        if state.get("target", self.target) != self.target:
-            raise StackError(
-                f"the stack in {self.state_dir} was started with --target {state['target']}, not {self.target}"
-            )
-        return state
-
-    def _save(self, state: dict[str, Any]) -> None:
-        _write_atomic(self.state_file, json.dumps(state, indent=2) + "\n")
-
-    def _forget(self) -> None:
-        for path in (self.state_file, self.env_file):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-
-    def _env_file_text(self, urls: dict[str, str]) -> str:
-        header = f"# devenv local stack in {self.state_dir}: `source` this file, or eval $(devenv env)\n"
-        return header + "\n".join(env_exports(urls)) + "\n"
-
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """One `up` or `down` at a time per state dir (advisory; released if the process dies)."""
-        import fcntl
-
-        if not self.state_dir.exists():
-            self.state_dir.mkdir(parents=True)
-            # Only in a directory devenv made: never hide someone else's files from git.
-            _write_atomic(self.state_dir / ".gitignore", "# written by devenv: state, logs and env of `devenv up`\n*\n")
-        fd = _open_nofollow(self.state_dir / "lock", os.O_RDWR | os.O_CREAT)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _check_state(self, state: dict[str, Any]) -> None:
+        for rec in state["services"].values():
+            missing = {"pid", "port", "url", "log"} - set(rec)
+            if missing:
+                raise KeyError(", ".join(sorted(missing)))
