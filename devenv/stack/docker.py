@@ -258,16 +258,6 @@ class DockerStack(StateDir, Stack):
     def __repr__(self) -> str:
         return f"DockerStack({str(self.state_dir)!r}, reload={self.reload})"
 
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            from ..config import get_settings
-            from ..tools import Registry
-
-            get_settings()
-            self._registry = Registry(get_settings({**os.environ, **self.env}).services_package)
-        return self._registry
-
     def _say(self, line: str) -> None:
         (self._progress or logger.info)(line)
 
@@ -408,10 +398,6 @@ class DockerStack(StateDir, Stack):
             self._remove(state)
             self._forget()
         return running
-
-    def endpoints(self) -> dict[str, str]:
-        state = self._load()
-        return {name: rec["url"] for name, rec in state["services"].items()} if state else {}
 
     def status(self) -> list[ServiceStatus]:
         state = self._load()

@@ -316,16 +316,6 @@ class KindStack(StateDir, Stack):
     def manifests_file(self) -> Path:
         return self.state_dir / "manifests.yaml"
 
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            from ..config import get_settings
-            from ..tools import Registry
-
-            get_settings()
-            self._registry = Registry(get_settings({**os.environ, **self.env}).services_package)
-        return self._registry
-
     def _say(self, line: str) -> None:
         (self._progress or logger.info)(line)
 
@@ -417,10 +407,6 @@ class KindStack(StateDir, Stack):
                 )
             self._teardown(state, cluster)
         return running
-
-    def endpoints(self) -> dict[str, str]:
-        state = self._load()
-        return {} if state is None else {n: rec["url"] for n, rec in state["services"].items()}
 
     def status(self) -> list[ServiceStatus]:
         state = self._load()

@@ -194,16 +194,6 @@ class LocalStack(StateDir, Stack):
     def __repr__(self) -> str:
         return f"LocalStack({str(self.state_dir)!r}, reload={self.reload})"
 
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            from ..config import get_settings
-            from ..tools import Registry
-
-            get_settings()  # loads ./.env once, as the service processes will
-            self._registry = Registry(get_settings({**os.environ, **self.env}).services_package)
-        return self._registry
-
     # -- the contract ------------------------------------------------------------------------
 
     def up(self, services: list[str] | None = None, wait: bool = True, timeout: float = 30) -> dict[str, str]:
@@ -266,10 +256,6 @@ class LocalStack(StateDir, Stack):
             self._stop(services)
             self._forget()
         return running
-
-    def endpoints(self) -> dict[str, str]:
-        state = self._load()
-        return {} if state is None else {n: rec["url"] for n, rec in state["services"].items()}
 
     def status(self) -> list[ServiceStatus]:
         state = self._load()

@@ -13,9 +13,12 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import StackError, env_exports
+
+if TYPE_CHECKING:
+    from ..tools import Registry
 
 __all__ = ["DEFAULT_STATE_DIR", "ENV_FILE", "STATE_FILE", "StateDir", "now", "open_nofollow", "write_atomic"]
 
@@ -43,12 +46,30 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class StateDir:
-    """Mixin for a ``Stack`` with ``state_dir`` and ``target``: load, save, forget and lock its state."""
+    """Mixin for a ``Stack`` with ``state_dir``, ``target`` and ``env``: where its services are
+    found, and how its state is loaded, saved, forgotten and locked."""
 
     state_dir: Path
     target: str
+    env: dict[str, str]
+    _registry: Registry | None
     #: What to tell the user to clean up by hand when the state file is damaged.
     damaged_hint = "if no devenv services run, delete it"
+
+    @property
+    def registry(self) -> Registry:
+        """The services package the stack's services will read (``env`` may name another)."""
+        if self._registry is None:
+            from ..config import get_settings
+            from ..tools import Registry
+
+            get_settings()  # loads ./.env once, as the service processes will
+            self._registry = Registry(get_settings({**os.environ, **self.env}).services_package)
+        return self._registry
+
+    def endpoints(self) -> dict[str, str]:
+        state = self._load()
+        return {} if state is None else {name: rec["url"] for name, rec in state["services"].items()}
 
     @property
     def state_file(self) -> Path:
