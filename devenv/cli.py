@@ -98,6 +98,26 @@ def tools(
 
 
 @app.command()
+def services(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the declarations as JSON (Tilt reads this)")] = False,
+) -> None:
+    """List the services under services/ as their `Service(...)` declarations say."""
+    from .errors import DevenvError
+    from .tools import default_registry
+
+    try:
+        catalogue = [svc.describe() for svc in default_registry().all()]
+    except DevenvError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(catalogue, indent=2))
+        return
+    for entry in catalogue:
+        calls = f"  calls {', '.join(entry['calls'])}" if entry["calls"] else ""
+        typer.echo(f"{entry['name']:<24} port {entry['port'] or '-':<6} {len(entry['tools'])} tools{calls}")
+
+
+@app.command()
 def call(
     uri: Annotated[str, typer.Argument(help="service/tool, e.g. jd-classifier/find_category")],
     arguments: Annotated[str, typer.Argument(help='JSON object, e.g. \'{"query": "tax"}\'')] = "{}",

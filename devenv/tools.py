@@ -321,7 +321,8 @@ class Service:
 
     ``port`` is the local port ``devenv up`` gives it (and ``{port}`` in
     ``DEVENV_URL_TEMPLATE``); ``requires=("cache",)`` makes ``/ready`` fail while the
-    cache backend (Redis) is unreachable.
+    cache backend (Redis) is unreachable; ``calls`` names the services its tools call
+    through ``MCPClient`` (Tilt's resource dependencies and the NetworkPolicies follow it).
     """
 
     def __init__(
@@ -332,6 +333,7 @@ class Service:
         instructions: str | None = None,
         port: int | None = None,
         requires: tuple[str, ...] = (),
+        calls: tuple[str, ...] = (),
         debug: bool = False,
     ) -> None:
         if not _SERVICE_NAME.match(name):
@@ -339,11 +341,15 @@ class Service:
         unknown = set(requires) - {"cache"}
         if unknown:
             raise ConfigError(f"service {name!r}: unknown requirement(s) {sorted(unknown)}; known: ['cache']")
+        bad_calls = [c for c in calls if not isinstance(c, str) or not _SERVICE_NAME.match(c) or c == name]
+        if bad_calls:
+            raise ConfigError(f"service {name!r}: calls={bad_calls!r} must name other services, like 'jd-classifier'")
         self.name = name
         self.version = version
         self.instructions = instructions
         self.port = port
         self.requires = tuple(requires)
+        self.calls = tuple(calls)
         self.debug = debug
         self.tools: dict[str, Tool] = {}
         self._cache: Cache | None = None
@@ -358,6 +364,17 @@ class Service:
 
     def __repr__(self) -> str:
         return f"Service({self.name!r}, tools={list(self.tools)})"
+
+    def describe(self) -> dict[str, Any]:
+        """The declaration as plain JSON: what ``devenv services --json`` prints for Tilt and the manifests."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "port": self.port,
+            "requires": list(self.requires),
+            "calls": list(self.calls),
+            "tools": sorted(self.tools),
+        }
 
     def tool(
         self,

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from devenv import config, tools
+from devenv import ConfigError, Service, config, tools
 from devenv.cli import app
 
 HEAVY = ("fastapi", "uvicorn", "httpx", "redis", "pydantic", "prometheus_client", "starlette")
@@ -236,3 +236,41 @@ def test_no_arguments_shows_help(cli):
     assert result.exit_code in (0, 2)  # click's no_args_is_help exit code differs across versions
     for command in ("serve", "tools", "call"):
         assert command in result.output
+
+
+# -- devenv services ------------------------------------------------------------------------
+
+
+def test_services_json_prints_each_declaration(services_package, cli):
+    result = cli("services", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [
+        {
+            "name": "greeter",
+            "version": "0.1.0",
+            "port": None,
+            "requires": [],
+            "calls": [],
+            "tools": ["fail", "hello", "shout"],
+        }
+    ]
+
+
+def test_services_of_the_examples_declare_the_agents_calls():
+    out = subprocess.run(
+        [sys.executable, "-m", "devenv.cli", "services", "--json"], capture_output=True, text=True, check=True
+    ).stdout
+    by_name = {entry["name"]: entry for entry in json.loads(out)}
+    assert set(by_name["inbox-agent"]["calls"]) == {
+        "jd-classifier",
+        "content-classifier",
+        "file-system",
+        "notifications",
+    }
+    assert by_name["jd-classifier"]["port"] == 8101
+
+
+@pytest.mark.parametrize("calls", [("Bad Name",), ("greeter",), (1,)])
+def test_calls_must_name_other_services(calls):
+    with pytest.raises(ConfigError, match="calls="):
+        Service("greeter", calls=calls)
