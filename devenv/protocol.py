@@ -6,6 +6,7 @@ HTTP client all shape messages and errors the same way.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -13,32 +14,89 @@ import orjson
 from .errors import DevenvError, InvalidArguments, ProtocolError, ServiceNotFound, ToolError, ToolNotFound
 
 __all__ = [
+    "ALL_VERSIONS",
+    "CACHEABLE_METHODS",
+    "HEADER_MISMATCH",
     "INTERNAL_ERROR",
     "JSONDecodeError",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "LATEST_VERSION",
+    "META_CLIENT_CAPABILITIES",
+    "META_CLIENT_INFO",
+    "META_LOG_LEVEL",
+    "META_PROTOCOL_VERSION",
+    "META_SERVER_INFO",
     "METHOD_NOT_FOUND",
+    "MISSING_CLIENT_CAPABILITY",
+    "MODERN_VERSION",
+    "MODERN_VERSIONS",
+    "NAMED_METHODS",
     "PARSE_ERROR",
+    "REMOVED_IN_MODERN",
     "SUPPORTED_VERSIONS",
+    "TRACE_META_KEYS",
+    "UNSUPPORTED_PROTOCOL_VERSION",
+    "decode_header_value",
     "dumps",
     "error_from_payload",
     "error_payload",
     "error_response",
+    "is_modern",
     "loads",
     "result_response",
     "tool_error_result",
     "tool_result",
 ]
 
+# Legacy ("initialize handshake") revisions; LATEST_VERSION is what a legacy handshake counters with.
 SUPPORTED_VERSIONS = ("2025-06-18", "2025-11-25")
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
+# Modern revisions: no handshake, every request carries its version and capabilities in `_meta`.
+MODERN_VERSION = "2026-07-28"
+MODERN_VERSIONS = (MODERN_VERSION,)
+ALL_VERSIONS = (*MODERN_VERSIONS, *reversed(SUPPORTED_VERSIONS))  # newest first, as server/discover lists them
+
+META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+TRACE_META_KEYS = ("traceparent", "tracestate", "baggage")  # W3C trace context, reserved in `_meta`
+
+# Methods 2026-07-28 removed: a modern request for one is 404 / -32601 like any unknown method.
+REMOVED_IN_MODERN = frozenset(
+    {
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "tasks/list",
+        "tasks/result",
+    }
+)
+# Methods whose `Mcp-Name` header mirrors a body parameter.
+NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+# Results that carry `ttlMs` / `cacheScope` (SEP-2549), with the hints devenv gives them: lists
+# change only when the service is redeployed; a resource's content may depend on the caller.
+CACHEABLE_METHODS = {
+    "server/discover": (300_000, "public"),
+    "tools/list": (60_000, "public"),
+    "prompts/list": (60_000, "public"),
+    "resources/list": (60_000, "public"),
+    "resources/templates/list": (60_000, "public"),
+    "resources/read": (0, "private"),
+}
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+HEADER_MISMATCH = -32020
+MISSING_CLIENT_CAPABILITY = -32021
+UNSUPPORTED_PROTOCOL_VERSION = -32022
 
 # Where a devenv peer puts the machine-readable error inside an `isError` result, so the
 # caller can raise the same exception class it would have raised in-process.
@@ -54,6 +112,31 @@ def dumps(value: Any) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
+
+
+def is_modern(params: dict[str, Any]) -> bool:
+    """Whether a request that reached a handler is a 2026-07-28 one (the dispatcher admits a
+    `_meta` protocol version only when it is a modern revision)."""
+    meta = params.get("_meta")
+    return isinstance(meta, dict) and META_PROTOCOL_VERSION in meta
+
+
+_SENTINEL_START, _SENTINEL_END = "=?base64?", "?="
+
+
+def decode_header_value(value: str) -> str | None:
+    """An ``Mcp-Name`` / ``Mcp-Param-*`` value as text: Base64 sentinels decoded, None if malformed."""
+    if value.startswith(_SENTINEL_START) and value.endswith(_SENTINEL_END) and len(value) >= 11:
+        try:
+            return base64.b64decode(value[9:-2], validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+    if any(c not in _HEADER_SAFE for c in value):
+        return None
+    return value
+
+
+_HEADER_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) | {"\t"}
 
 
 def result_response(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:

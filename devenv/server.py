@@ -22,7 +22,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import protocol
+from . import param_headers, protocol
 from .config import Settings, get_settings, redact
 from .context import Context, check_level
 from .errors import DevenvError, InvalidArguments, PromptNotFound, ResourceNotFound, ToolError, ToolNotFound
@@ -135,6 +135,15 @@ class _Runtime:
         self.metrics = ServiceMetrics(service.name, cache_errors=lambda: service.cache_errors)
         self.tool_definitions = [t.definition() for t in service.tools.values()]  # tools/list, built once
         self.timeouts = {t.name: t.timeout or settings.tool_timeout for t in service.tools.values()}
+        # 2026-07-28: arguments mirrored into Mcp-Param-* headers, and the client capabilities a tool
+        # needs (a tool sets `client_capabilities`, e.g. {"sampling": {}}), read once here.
+        self.header_bindings = {
+            t.name: b for t in service.tools.values() if (b := param_headers.bindings_for(t.name, t.input_schema))
+        }
+        self.client_requirements = {
+            t.name: caps for t in service.tools.values() if (caps := getattr(t, "client_capabilities", None))
+        }
+        self.server_meta = {protocol.META_SERVER_INFO: {"name": service.name, "version": service.version}}
         self.max_concurrency = settings.max_concurrency
         self.in_flight = 0  # touched on the event loop only
         self.draining = False  # set on SIGTERM (or lifespan shutdown): /ready answers 503
@@ -185,6 +194,29 @@ class _Runtime:
     def tool_not_found(self, name: str) -> ToolNotFound:
         return ToolNotFound(self.service.name, name, sorted(self.service.tools))
 
+    def capabilities(self) -> dict[str, Any]:
+        """What server/discover and initialize declare: exactly what this service honours."""
+        declared = getattr(self.service, "capabilities", None)
+        return declared() if callable(declared) else {"tools": {"listChanged": False}}
+
+    def modern_answer(self, request_id: Any, method: str, answer: Response | dict[str, Any]) -> Response:
+        """A handler's result as 2026-07-28 sends it: ``resultType``, the server's identity in
+        ``_meta``, and cache hints on the results SEP-2549 names. Errors pass through."""
+        if isinstance(answer, Response):
+            return answer
+        return _json(protocol.result_response(request_id, self.complete(method, answer)))
+
+    def complete(self, method: str, result: dict[str, Any]) -> dict[str, Any]:
+        """``result`` with the fields every 2026-07-28 result carries (a new dict; ``result`` is kept)."""
+        out = {**result, "resultType": result.get("resultType", "complete")}
+        meta = result.get("_meta")
+        out["_meta"] = {**meta, **self.server_meta} if meta else self.server_meta
+        hints = protocol.CACHEABLE_METHODS.get(method)
+        if hints is not None:
+            out.setdefault("ttlMs", hints[0])
+            out.setdefault("cacheScope", hints[1])
+        return out
+
 
 # -- POST /mcp ------------------------------------------------------------------------------
 
@@ -204,15 +236,6 @@ async def _mcp_endpoint(request: Request) -> Response:
         # Stateless: no server-initiated stream to GET, no session to DELETE.
         return _json({"error": "use POST for MCP messages"}, 405, {"allow": "POST"})
     # Host, Origin, token and rate limit were checked by security.Guard before this ran.
-    version = request.headers.get("mcp-protocol-version")
-    if version is not None and version not in protocol.SUPPORTED_VERSIONS:
-        return _rpc_error(
-            None,
-            protocol.INVALID_REQUEST,
-            f"unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(protocol.SUPPORTED_VERSIONS)}",
-            400,
-            {"supported": list(protocol.SUPPORTED_VERSIONS), "requested": version},
-        )
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != _JSON:
         return _rpc_error(None, protocol.INVALID_REQUEST, f"Content-Type must be {_JSON}, got {content_type!r}", 415)
@@ -241,10 +264,144 @@ async def _mcp_endpoint(request: Request) -> Response:
         params = {}
     if not isinstance(params, dict):
         return _rpc_error(request_id, protocol.INVALID_PARAMS, '"params" must be an object')
+
+    # The era, per request: a modern `_meta` or a modern (or unknown) version header is 2026-07-28;
+    # a legacy header, or none with no modern `_meta`, is the 2025 handshake-based protocol.
+    headers = request.headers
+    version = headers.get("mcp-protocol-version")
+    meta = params.get("_meta")
+    declares = isinstance(meta, dict) and protocol.META_PROTOCOL_VERSION in meta
+    if not declares and version is not None and version not in protocol.SUPPORTED_VERSIONS:
+        if version not in protocol.MODERN_VERSIONS:
+            return _unsupported_version(request_id, version, protocol.ALL_VERSIONS)
+    elif not declares:
+        handler = _METHODS.get(method)
+        if handler is None or method in _MODERN_ONLY:
+            return _rpc_error(request_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
+        return _legacy_answer(request_id, await handler(runtime, request_id, params))
+
+    refused = _check_modern(runtime, headers, method, params, meta)
+    if refused is not None:
+        code, text, data, status = refused
+        return _rpc_error(request_id, code, text, status, data)
     handler = _METHODS.get(method)
-    if handler is None:
-        return _rpc_error(request_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
-    return await handler(runtime, request_id, params)
+    if handler is None or method in protocol.REMOVED_IN_MODERN:
+        why = "removed in MCP 2026-07-28" if method in protocol.REMOVED_IN_MODERN else "not served here"
+        return _rpc_error(request_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method} ({why})", 404)
+    return runtime.modern_answer(request_id, method, await handler(runtime, request_id, params))
+
+
+def _legacy_answer(request_id: Any, answer: Response | dict[str, Any]) -> Response:
+    return answer if isinstance(answer, Response) else _json(protocol.result_response(request_id, answer))
+
+
+def _unsupported_version(request_id: Any, requested: Any, supported: tuple[str, ...]) -> Response:
+    return _rpc_error(
+        request_id,
+        protocol.UNSUPPORTED_PROTOCOL_VERSION,
+        f"unsupported protocol version {requested!r}; supported: {', '.join(supported)}",
+        400,
+        {"supported": list(supported), "requested": requested},
+    )
+
+
+_Refusal = tuple[int, str, Any, int]  # JSON-RPC code, message, data, HTTP status
+
+
+def _check_modern(runtime: _Runtime, headers: Any, method: str, params: dict[str, Any], meta: Any) -> _Refusal | None:
+    """The 2026-07-28 checks, in the spec's order: the `_meta` envelope (-32602), the headers that
+    mirror the body (-32020), the version (-32022), the tool's marked arguments (-32020), the client
+    capabilities the request needs (-32021). None when the request may run."""
+    if not isinstance(meta, dict):
+        return (
+            protocol.INVALID_PARAMS,
+            f"params._meta is required at MCP {protocol.MODERN_VERSION}: an object with "
+            f"{protocol.META_PROTOCOL_VERSION!r} and {protocol.META_CLIENT_CAPABILITIES!r}",
+            None,
+            400,
+        )
+    missing = [k for k in (protocol.META_PROTOCOL_VERSION, protocol.META_CLIENT_CAPABILITIES) if k not in meta]
+    if missing:
+        return protocol.INVALID_PARAMS, f"params._meta is missing {', '.join(missing)}", {"missing": missing}, 400
+    capabilities = meta[protocol.META_CLIENT_CAPABILITIES]
+    if not isinstance(capabilities, dict):
+        text = f"params._meta[{protocol.META_CLIENT_CAPABILITIES!r}] must be an object"
+        return protocol.INVALID_PARAMS, text, None, 400
+    declared = meta[protocol.META_PROTOCOL_VERSION]
+    header = headers.get("mcp-protocol-version")
+    if header is None:
+        return protocol.HEADER_MISMATCH, "Header mismatch: the MCP-Protocol-Version header is required", None, 400
+    if header != declared:
+        return (
+            protocol.HEADER_MISMATCH,
+            f"Header mismatch: MCP-Protocol-Version {header!r} does not match _meta protocolVersion {declared!r}",
+            None,
+            400,
+        )
+    mcp_method = headers.get("mcp-method")
+    if mcp_method != method:
+        what = "is required" if mcp_method is None else f"{mcp_method!r} does not match body method {method!r}"
+        return protocol.HEADER_MISMATCH, f"Header mismatch: the Mcp-Method header {what}", None, 400
+    name_key = protocol.NAMED_METHODS.get(method)
+    if name_key is not None and params.get(name_key) is not None:
+        raw = headers.get("mcp-name")
+        if raw is None:
+            return protocol.HEADER_MISMATCH, f"Header mismatch: the Mcp-Name header is required for {method}", None, 400
+        if protocol.decode_header_value(raw) != params[name_key]:
+            return (
+                protocol.HEADER_MISMATCH,
+                f"Header mismatch: Mcp-Name {raw!r} does not match params.{name_key} {params[name_key]!r}",
+                None,
+                400,
+            )
+    if declared not in protocol.MODERN_VERSIONS:
+        if isinstance(declared, str):
+            legacy = " (2025 revisions use the initialize handshake)" if declared in protocol.SUPPORTED_VERSIONS else ""
+            return (
+                protocol.UNSUPPORTED_PROTOCOL_VERSION,
+                f"unsupported protocol version {declared!r} in _meta; supported: {protocol.MODERN_VERSION}{legacy}",
+                {"supported": list(protocol.MODERN_VERSIONS), "requested": declared},
+                400,
+            )
+        return protocol.INVALID_PARAMS, "params._meta protocolVersion must be a string", None, 400
+    if method == "tools/call":
+        tool = runtime.service.tools.get(params.get("name"))  # an unknown tool is the handler's error
+        if tool is not None:
+            bindings = runtime.header_bindings.get(tool.name)
+            if bindings:
+                mismatch = _check_param_headers(bindings, params.get("arguments"), headers)
+                if mismatch is not None:
+                    return protocol.HEADER_MISMATCH, f"Header mismatch: {mismatch}", None, 400
+            needed = runtime.client_requirements.get(tool.name)
+            if needed:
+                absent = {k: v for k, v in needed.items() if k not in capabilities}
+                if absent:
+                    return (
+                        protocol.MISSING_CLIENT_CAPABILITY,
+                        f"{tool.name} needs client capabilities the request did not declare: {', '.join(absent)}",
+                        {"requiredCapabilities": absent},
+                        400,
+                    )
+    return None
+
+
+def _check_param_headers(bindings: list[param_headers.Binding], arguments: Any, headers: Any) -> str | None:
+    """Each `Mcp-Param-*` header and the argument it mirrors: present together and equal, or both absent."""
+    for binding in bindings:
+        value = binding.value_in(arguments)
+        raw = headers.get(binding.header)
+        if raw is None:
+            if value is not None:
+                return f"the {binding.header} header is required: argument {binding.argument!r} is set"
+            continue
+        if value is None:
+            return f"the {binding.header} header is sent but argument {binding.argument!r} is not"
+        decoded = protocol.decode_header_value(raw)
+        if decoded is None:
+            return f"the {binding.header} header holds characters a header value may not carry"
+        if not binding.matches(decoded, value):
+            return f"{binding.header} {raw!r} does not match argument {binding.argument!r} ({value!r})"
+    return None
 
 
 async def _initialize(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
@@ -252,23 +409,30 @@ async def _initialize(runtime: _Runtime, request_id: Any, params: dict[str, Any]
     version = requested if requested in protocol.SUPPORTED_VERSIONS else protocol.LATEST_VERSION
     result: dict[str, Any] = {
         "protocolVersion": version,
-        "capabilities": runtime.service.capabilities(),
+        "capabilities": runtime.capabilities(),
         "serverInfo": {"name": runtime.service.name, "version": runtime.service.version},
     }
     if runtime.service.instructions:
         result["instructions"] = runtime.service.instructions
-    return _json(protocol.result_response(request_id, result))
+    return result
 
 
-async def _ping(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
-    return _json(protocol.result_response(request_id, {}))
+async def _discover(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {"supportedVersions": list(protocol.ALL_VERSIONS), "capabilities": runtime.capabilities()}
+    if runtime.service.instructions:
+        result["instructions"] = runtime.service.instructions
+    return result
 
 
-async def _tools_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
-    return _json(protocol.result_response(request_id, {"tools": runtime.tool_definitions}))
+async def _ping(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return {}
 
 
-async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+async def _tools_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return {"tools": runtime.tool_definitions}
+
+
+async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     name = params.get("name")
     if not isinstance(name, str):
         return _rpc_error(request_id, protocol.INVALID_PARAMS, '"params.name" must be the tool name (a string)')
@@ -283,20 +447,25 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
     try:
         result = await runtime.call(tool, params.get("arguments"), "mcp")
     except (InvalidArguments, ToolError) as exc:
-        return _json(protocol.result_response(request_id, protocol.tool_error_result(exc)))
+        return protocol.tool_error_result(exc)
     except _Overloaded:
         return _json(
             protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime)),
             503,
             {"retry-after": _RETRY_AFTER},
         )
-    return _json(protocol.result_response(request_id, tool.call_result(result)))
+    return tool.call_result(result)
 
 
 # -- progress and logs: a tool's Context, streamed on its request's own SSE response ---------
 
 _LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
-_VERSION_META = "io.modelcontextprotocol/protocolVersion"
+
+
+def _is_modern(params: dict[str, Any]) -> bool:
+    """A 2026-07-28 request (the dispatcher has checked its envelope): its `_meta` names the version."""
+    meta = params.get("_meta")
+    return isinstance(meta, dict) and protocol.META_PROTOCOL_VERSION in meta
 
 
 class _EventStream(StreamingResponse):
@@ -339,7 +508,7 @@ def _requested_stream(runtime: _Runtime, params: dict[str, Any]) -> tuple[Any, s
     token = meta.get("progressToken")
     if token is not None and (isinstance(token, bool) or not isinstance(token, (str, int))):
         raise ValueError(f'"_meta.progressToken" must be a string or an integer, got {token!r}')
-    if _VERSION_META in meta:  # 2026-07-28: the level travels with each request
+    if protocol.META_PROTOCOL_VERSION in meta:  # 2026-07-28: the level travels with each request
         level = meta.get(_LOG_LEVEL_META)
         if level is not None:
             try:
@@ -351,7 +520,9 @@ def _requested_stream(runtime: _Runtime, params: dict[str, Any]) -> tuple[Any, s
     return token, level
 
 
-async def _tools_call_with_context(runtime: _Runtime, tool: Tool, request_id: Any, params: dict[str, Any]) -> Response:
+async def _tools_call_with_context(
+    runtime: _Runtime, tool: Tool, request_id: Any, params: dict[str, Any]
+) -> Response | dict[str, Any]:
     try:
         token, level = _requested_stream(runtime, params)
     except ValueError as exc:
@@ -372,12 +543,15 @@ async def _tools_call_with_context(runtime: _Runtime, tool: Tool, request_id: An
             loop.call_soon_threadsafe(queue.put_nowait, message)
 
     context = Context(progress_token=token, log_level=level, sink=sink)
+    modern = _is_modern(params)
     done = object()
 
     async def events() -> AsyncIterator[bytes]:
         async def run() -> None:
             try:
                 answer = await _call_message(runtime, tool, request_id, arguments, context)
+                if modern and "result" in answer:  # 2026-07-28 framing: resultType, serverInfo
+                    answer["result"] = runtime.complete("tools/call", answer["result"])
             except Exception as exc:  # never a silent end of stream: the client gets an answer
                 logger.exception("tools/call %s failed outside the tool", tool.name)
                 answer = protocol.error_response(request_id, protocol.INTERNAL_ERROR, f"{type(exc).__name__}")
@@ -410,29 +584,40 @@ async def _call_message(
 
 async def _answer_call(
     runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None
-) -> Response:
+) -> Response | dict[str, Any]:
     message = await _call_message(runtime, tool, request_id, arguments, context)
-    if "error" in message and message["error"]["code"] == _OVERLOADED:
-        return _json(message, 503, {"retry-after": _RETRY_AFTER})
-    return _json(message)
+    if "error" in message:
+        return _json(message, 503, {"retry-after": _RETRY_AFTER})  # the one error: overloaded
+    return message["result"]
 
 
-async def _logging_set_level(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+async def _logging_set_level(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     """Legacy (2025-*) logging/setLevel; 2026-07-28 removed it for ``_meta`` logLevel."""
     if "logging" not in runtime.service.capabilities():
-        return _rpc_error(request_id, protocol.METHOD_NOT_FOUND, f"{runtime.service.name} sends no log messages")
+        return _rpc_error(
+            request_id,
+            protocol.METHOD_NOT_FOUND,
+            f"Method not found: logging/setLevel ({runtime.service.name} sends no log messages)",
+        )
     try:
         runtime.legacy_log_level = check_level(params.get("level"))
     except ValueError as exc:
         return _rpc_error(request_id, protocol.INVALID_PARAMS, f'"params.level": {exc}')
-    return _json(protocol.result_response(request_id, {}))
+    return {}
 
 
 # -- resources, prompts, completion ---------------------------------------------------------
 
 
-def _not_offered(request_id: Any, runtime: _Runtime, what: str) -> Response:
-    return _rpc_error(request_id, protocol.METHOD_NOT_FOUND, f"{runtime.service.name} offers no {what}")
+def _not_offered(request_id: Any, runtime: _Runtime, params: dict[str, Any], method: str, what: str) -> Response:
+    # As for any method a server does not serve: at 2026-07-28 that is a 404.
+    status = 404 if _is_modern(params) else 200
+    return _rpc_error(
+        request_id,
+        protocol.METHOD_NOT_FOUND,
+        f"Method not found: {method} ({runtime.service.name} offers no {what})",
+        status,
+    )
 
 
 def _no_cursor(params: dict[str, Any]) -> str | None:
@@ -453,64 +638,72 @@ def _surface_error(request_id: Any, exc: Exception) -> Response:
     return _rpc_error(request_id, protocol.INTERNAL_ERROR, message)
 
 
-async def _resources_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+async def _resources_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     if not runtime.service.resources:
-        return _not_offered(request_id, runtime, "resources")
+        return _not_offered(request_id, runtime, params, "resources/list", "resources")
     if bad := _no_cursor(params):
         return _rpc_error(request_id, protocol.INVALID_PARAMS, bad)
-    return _json(protocol.result_response(request_id, {"resources": runtime.service.list_resources()}))
+    return {"resources": runtime.service.list_resources()}
 
 
-async def _resources_templates_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+async def _resources_templates_list(
+    runtime: _Runtime, request_id: Any, params: dict[str, Any]
+) -> Response | dict[str, Any]:
     if not runtime.service.resources:
-        return _not_offered(request_id, runtime, "resources")
+        return _not_offered(request_id, runtime, params, "resources/templates/list", "resources")
     if bad := _no_cursor(params):
         return _rpc_error(request_id, protocol.INVALID_PARAMS, bad)
     templates = runtime.service.list_resource_templates()
-    return _json(protocol.result_response(request_id, {"resourceTemplates": templates}))
+    return {"resourceTemplates": templates}
 
 
-async def _resources_read(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+async def _resources_read(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     if not runtime.service.resources:
-        return _not_offered(request_id, runtime, "resources")
+        return _not_offered(request_id, runtime, params, "resources/read", "resources")
     try:
         result = await runtime.service.aread_resource(params.get("uri"))  # type: ignore[arg-type]
     except Exception as exc:
         return _surface_error(request_id, exc)
-    return _json(protocol.result_response(request_id, result))
+    return result
 
 
-async def _prompts_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+async def _prompts_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     if not runtime.service.prompts:
-        return _not_offered(request_id, runtime, "prompts")
+        return _not_offered(request_id, runtime, params, "prompts/list", "prompts")
     if bad := _no_cursor(params):
         return _rpc_error(request_id, protocol.INVALID_PARAMS, bad)
-    return _json(protocol.result_response(request_id, {"prompts": runtime.service.list_prompts()}))
+    return {"prompts": runtime.service.list_prompts()}
 
 
-async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     if not runtime.service.prompts:
-        return _not_offered(request_id, runtime, "prompts")
+        return _not_offered(request_id, runtime, params, "prompts/get", "prompts")
     try:
         result = await runtime.service.aget_prompt(params.get("name"), params.get("arguments"))  # type: ignore[arg-type]
     except Exception as exc:
         return _surface_error(request_id, exc)
-    return _json(protocol.result_response(request_id, result))
+    return result
 
 
-async def _completion_complete(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+async def _completion_complete(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     if "completions" not in runtime.service.capabilities():
-        return _not_offered(request_id, runtime, "completions")
+        return _not_offered(request_id, runtime, params, "completion/complete", "completions")
     try:
         result = runtime.service.complete(params.get("ref"), params.get("argument"), params.get("context"))
     except Exception as exc:
         return _surface_error(request_id, exc)
-    return _json(protocol.result_response(request_id, result))
+    return result
 
 
-_METHODS = {
+# Handlers: `async def h(runtime, request_id, params) -> dict | Response`. A dict is the result;
+# the dispatcher frames it for the request's era (2026-07-28 adds resultType, serverInfo, cache
+# hints). A Response (an error, an SSE stream) is sent as it is. One table serves both eras: a
+# 2026-07-28 request for a method in protocol.REMOVED_IN_MODERN is 404, a legacy request for a
+# method in _MODERN_ONLY is -32601.
+_METHODS: dict[str, Callable[[_Runtime, Any, dict[str, Any]], Awaitable[Response | dict[str, Any]]]] = {
     "initialize": _initialize,
     "ping": _ping,
+    "server/discover": _discover,
     "tools/list": _tools_list,
     "tools/call": _tools_call,
     # the rest of the server surface
@@ -522,6 +715,7 @@ _METHODS = {
     "prompts/get": _prompts_get,
     "completion/complete": _completion_complete,
 }
+_MODERN_ONLY = frozenset({"server/discover"})
 
 
 # -- POST /tools/{name} ---------------------------------------------------------------------

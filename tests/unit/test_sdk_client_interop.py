@@ -16,10 +16,11 @@ def mcp_url():
         yield f"{url}/mcp"
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_sdk_client_handshake_list_and_call(mcp_url, mode):
+@pytest.mark.parametrize("mode, version", [("auto", "2026-07-28"), ("legacy", "2025-11-25")])
+async def test_sdk_client_handshake_list_and_call(mcp_url, mode, version):
     async with Client(mcp_url, mode=mode) as client:
-        assert client.protocol_version == "2025-11-25"  # auto probes server/discover, gets 400, falls back
+        # auto probes server/discover and stays modern (no fallback); legacy runs the initialize handshake
+        assert client.protocol_version == version
         assert client.server_info.name == "demo"
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == set(make_service().tools)
