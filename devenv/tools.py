@@ -106,6 +106,8 @@ class Tool:
         open_world: bool | None = None,
         cache_ttl: float | None = None,
         timeout: float | None = None,
+        input_schema: dict[str, Any] | None = None,
+        client_capabilities: dict[str, Any] | None = None,
     ) -> None:
         self.service = service
         self.fn = fn
@@ -154,6 +156,13 @@ class Tool:
         model_name = "".join(part.title() for part in re.split(r"[_.-]", self.name)) + "Arguments"
         self.input_model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
         self.input_schema = self.input_model.model_json_schema()
+        self._schema_validator = None
+        if input_schema is not None:  # advertised as given (JSON Schema 2020-12) and enforced too
+            self.input_schema = input_schema
+            self._schema_validator = _schema_validator(self.name, input_schema)
+        #: Client capabilities a call needs (e.g. {"sampling": {}}); 2026-07-28 refuses a request
+        #: that does not declare them with -32021.
+        self.client_capabilities = _check_capabilities(self.name, client_capabilities)
 
         returns = hints.get("return", Any)
         #: Returns MCP content blocks (Text, Image, ...) rather than structured JSON.
@@ -202,6 +211,13 @@ class Tool:
             raise InvalidArguments(
                 self.name, [{"field": "", "message": "arguments must be a JSON object", "type": "dict_type"}]
             )
+        if self._schema_validator is not None:
+            errors = [
+                {"field": ".".join(str(p) for p in err.absolute_path), "message": err.message, "type": err.validator}
+                for err in self._schema_validator.iter_errors(arguments)
+            ]
+            if errors:
+                raise InvalidArguments(self.name, errors)
         try:
             return self.input_model.model_validate(arguments)
         except ValidationError as exc:
@@ -371,6 +387,28 @@ class Tool:
         return self.fn(**kwargs)
 
 
+def _schema_validator(tool: str, schema: Any) -> Any:
+    from jsonschema import Draft202012Validator, SchemaError  # only tools with their own schema pay
+
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise ConfigError(f'tool {tool!r}: input_schema must be a JSON Schema object with "type": "object"')
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ConfigError(f"tool {tool!r}: input_schema is not valid JSON Schema 2020-12: {exc.message}") from None
+    return Draft202012Validator(schema)
+
+
+def _check_capabilities(tool: str, capabilities: Any) -> dict[str, Any] | None:
+    if capabilities is None:
+        return None
+    if not isinstance(capabilities, dict) or not all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in capabilities.items()
+    ):
+        raise ConfigError(f'tool {tool!r}: client_capabilities maps names to objects, like {{"sampling": {{}}}}')
+    return capabilities or None
+
+
 def _is_context(annotation: Any) -> bool:
     """``Context`` or ``Context | None``."""
     if annotation is Context:
@@ -482,10 +520,15 @@ class Service:
         open_world: bool | None = None,
         cache_ttl: float | None = None,
         timeout: float | None = None,
+        input_schema: dict[str, Any] | None = None,
+        client_capabilities: dict[str, Any] | None = None,
     ) -> Any:
         """Register ``fn`` as a tool; usable as ``@service.tool`` or ``@service.tool(...)``.
 
         ``timeout`` overrides the server's ``DEVENV_TOOL_TIMEOUT`` for this tool (seconds).
+        ``input_schema`` advertises a hand-written JSON Schema 2020-12 instead of the one the
+        signature gives; arguments must then satisfy both. ``client_capabilities`` names what
+        the calling client must support (``{"sampling": {}}``).
         """
 
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -500,6 +543,8 @@ class Service:
                 open_world=open_world,
                 cache_ttl=cache_ttl,
                 timeout=timeout,
+                input_schema=input_schema,
+                client_capabilities=client_capabilities,
             )
             if tool.name in self.tools:
                 raise ConfigError(f"service {self.name!r} already has a tool named {tool.name!r}")

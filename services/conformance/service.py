@@ -14,6 +14,9 @@ import io
 import struct
 import wave
 import zlib
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from devenv import Service
 from devenv.content import Audio, EmbeddedResource, Image, Message, Text
@@ -119,6 +122,70 @@ async def test_tool_with_logging(ctx: Context) -> Text:
     await asyncio.sleep(0.05)
     ctx.info("Tool execution completed", logger="conformance")
     return Text("Logging test completed")
+
+
+@service.tool(read_only=True)
+async def test_logging_tool(ctx: Context) -> Text:
+    """Log one info message: it reaches only a caller that asked for a log level."""
+    ctx.info("test_logging_tool ran", logger="conformance")
+    return Text("Logged (if a log level was requested)")
+
+
+# -- tools: the 2026-07-28 wire ---------------------------------------------------------------
+
+
+@service.tool(read_only=True, client_capabilities={"sampling": {}})
+def test_missing_capability() -> Text:
+    """Callable only by clients that declare sampling; others are refused with -32021."""
+    return Text("the client declared the sampling capability")
+
+
+@service.tool(read_only=True)
+def test_header_param(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> Text:
+    """Echo ``region``, an argument clients mirror into the Mcp-Param-Region header.
+
+    Args:
+        region: where to route the call, e.g. "eu-west"
+    """
+    return Text(f"region: {region}")
+
+
+ADDRESS_FORM = {  # JSON Schema 2020-12 keywords a server must pass through untouched
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {
+            "$anchor": "addressDef",
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        }
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+
+@service.tool(read_only=True, input_schema=ADDRESS_FORM)
+def json_schema_2020_12_tool(
+    name: str | None = None,
+    address: dict[str, Any] | None = None,
+    contactMethod: Literal["phone", "email"] | None = None,  # noqa: N803 - the suite's name
+    phone: str | None = None,
+    email: str | None = None,
+) -> Text:
+    """Take a contact form whose schema uses $defs, $anchor, allOf/anyOf and if/then/else."""
+    how = f"phone {phone}" if contactMethod == "phone" else f"email {email}"
+    return Text(f"contact {name or 'someone'} by {how}")
 
 
 # -- resources ------------------------------------------------------------------------------
