@@ -7,6 +7,8 @@ working when ``K8S_MODE=true`` sends the same call over HTTP::
      ├── ConfigError            a setting is missing or malformed
      ├── ServiceNotFound        no service of that name is known
      ├── ToolNotFound           the service has no tool of that name
+     ├── ResourceNotFound       no resource or resource template of the service matches the URI
+     ├── PromptNotFound         the service has no prompt of that name
      ├── InvalidArguments       arguments do not match the tool's input schema (names the fields)
      ├── ToolError              the tool raised: its exception type and message
      ├── ServiceUnavailable     the service could not be reached (names the service and URL)
@@ -21,7 +23,9 @@ __all__ = [
     "ConfigError",
     "DevenvError",
     "InvalidArguments",
+    "PromptNotFound",
     "ProtocolError",
+    "ResourceNotFound",
     "ServiceNotFound",
     "ServiceUnavailable",
     "ToolError",
@@ -52,6 +56,22 @@ class ToolNotFound(DevenvError):
         self.known = known or []
         hint = f"; its tools: {', '.join(self.known)}" if self.known else ""
         super().__init__(f"service {service!r} has no tool {tool!r}{hint}")
+
+
+class ResourceNotFound(DevenvError):
+    def __init__(self, service: str, uri: str) -> None:
+        self.service = service
+        self.uri = uri
+        super().__init__(f"service {service!r} has no resource {uri!r}")
+
+
+class PromptNotFound(DevenvError):
+    def __init__(self, service: str, prompt: str, known: list[str] | None = None) -> None:
+        self.service = service
+        self.prompt = prompt
+        self.known = known or []
+        hint = f"; its prompts: {', '.join(self.known)}" if self.known else ""
+        super().__init__(f"service {service!r} has no prompt {prompt!r}{hint}")
 
 
 class InvalidArguments(DevenvError):

@@ -30,13 +30,14 @@ import anyio.to_thread
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import param_headers, protocol
 from .config import Settings, get_settings, redact
-from .errors import DevenvError, InvalidArguments, ToolError, ToolNotFound
+from .context import Context, check_level
+from .errors import DevenvError, InvalidArguments, PromptNotFound, ResourceNotFound, ToolError, ToolNotFound
 from .metrics import ServiceMetrics
 from .security import Guard, rate_limiter
 from .tools import Service, TimedOut, Tool
@@ -146,8 +147,11 @@ class _Runtime:
         self.max_concurrency = settings.max_concurrency
         self.in_flight = 0  # touched on the event loop only
         self.draining = False  # set on SIGTERM (or lifespan shutdown): /ready answers 503
+        # The level a legacy (2025-*) client set with logging/setLevel. Legacy /mcp is stateless
+        # here, so it holds for this process, not per session; 2026-07-28 sets it per request.
+        self.legacy_log_level: str | None = None
 
-    async def call(self, tool: Tool, arguments: Any, transport: str) -> Any:
+    async def call(self, tool: Tool, arguments: Any, transport: str, context: Context | None = None) -> Any:
         if self.in_flight >= self.max_concurrency:
             self.metrics.reject("overloaded")
             raise _Overloaded
@@ -156,7 +160,9 @@ class _Runtime:
         status = "ok"
         error: DevenvError | None = None
         try:
-            return await tool.arun(arguments, timeout=self.timeouts.get(tool.name, self.settings.tool_timeout))
+            return await tool.arun(
+                arguments, timeout=self.timeouts.get(tool.name, self.settings.tool_timeout), context=context
+            )
         except InvalidArguments as exc:
             status, error = "invalid_arguments", exc
             raise
@@ -414,7 +420,7 @@ async def _initialize(runtime: _Runtime, request_id: Any, params: dict[str, Any]
     }
     if runtime.service.instructions:
         result["instructions"] = runtime.service.instructions
-    return _json(protocol.result_response(request_id, result))
+    return result
 
 
 async def _discover(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -442,6 +448,8 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
         return _rpc_error(
             request_id, protocol.INVALID_PARAMS, f"Unknown tool: {name}", data=protocol.error_payload(exc)
         )
+    if tool.context_param is not None:  # only tools that take a Context can stream; others pay nothing
+        return await _tools_call_with_context(runtime, tool, request_id, params)
     try:
         result = await runtime.call(tool, params.get("arguments"), "mcp")
     except (InvalidArguments, ToolError) as exc:
@@ -452,7 +460,245 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
             503,
             {"retry-after": _RETRY_AFTER},
         )
-    return protocol.tool_result(tool.structured(result))
+    return tool.call_result(result)
+
+
+# -- progress and logs: a tool's Context, streamed on its request's own SSE response ---------
+
+_LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
+
+
+def _is_modern(params: dict[str, Any]) -> bool:
+    """A 2026-07-28 request (the dispatcher has checked its envelope): its `_meta` names the version."""
+    meta = params.get("_meta")
+    return isinstance(meta, dict) and protocol.META_PROTOCOL_VERSION in meta
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response that stops (and cancels the call) as soon as the client goes away.
+
+    Starlette only notices a closed connection on its next write under ASGI 2.4; a tool that
+    reports nothing for a minute would run on for nobody. So this watches ``receive`` too.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                async for chunk in self.body_iterator:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                group.cancel_scope.cancel()
+
+
+def _sse(message: dict[str, Any]) -> bytes:
+    return b"event: message\ndata: " + protocol.dumps(message) + b"\n\n"
+
+
+def _requested_stream(runtime: _Runtime, params: dict[str, Any]) -> tuple[Any, str | None]:
+    """(progressToken, log level) the request asks for; ``ValueError`` names a malformed one."""
+    meta = params.get("_meta")
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ValueError('"params._meta" must be an object')
+    token = meta.get("progressToken")
+    if token is not None and (isinstance(token, bool) or not isinstance(token, (str, int))):
+        raise ValueError(f'"_meta.progressToken" must be a string or an integer, got {token!r}')
+    if protocol.META_PROTOCOL_VERSION in meta:  # 2026-07-28: the level travels with each request
+        level = meta.get(_LOG_LEVEL_META)
+        if level is not None:
+            try:
+                check_level(level)
+            except ValueError as exc:
+                raise ValueError(f'"_meta.{_LOG_LEVEL_META}": {exc}') from None
+    else:
+        level = runtime.legacy_log_level
+    return token, level
+
+
+async def _tools_call_with_context(
+    runtime: _Runtime, tool: Tool, request_id: Any, params: dict[str, Any]
+) -> Response | dict[str, Any]:
+    try:
+        token, level = _requested_stream(runtime, params)
+    except ValueError as exc:
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, str(exc))
+    arguments = params.get("arguments")
+    if token is None and level is None:  # nobody listens: a plain JSON answer, the Context is silent
+        return await _answer_call(runtime, tool, request_id, arguments, None)
+    if runtime.in_flight >= runtime.max_concurrency:
+        return await _answer_call(runtime, tool, request_id, arguments, None)  # answers the 503 at once
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def sink(message: dict[str, Any]) -> None:  # sync tools report from their worker thread
+        if threading.get_ident() == loop_thread:
+            queue.put_nowait(message)
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    context = Context(progress_token=token, log_level=level, sink=sink)
+    modern = _is_modern(params)
+    done = object()
+
+    async def events() -> AsyncIterator[bytes]:
+        async def run() -> None:
+            try:
+                answer = await _call_message(runtime, tool, request_id, arguments, context)
+                if modern and "result" in answer:  # 2026-07-28 framing: resultType, serverInfo
+                    answer["result"] = runtime.complete("tools/call", answer["result"])
+            except Exception as exc:  # never a silent end of stream: the client gets an answer
+                logger.exception("tools/call %s failed outside the tool", tool.name)
+                answer = protocol.error_response(request_id, protocol.INTERNAL_ERROR, f"{type(exc).__name__}")
+            queue.put_nowait(answer)  # after every notification the tool sent: they keep their order
+            queue.put_nowait(done)
+
+        task = asyncio.create_task(run())
+        try:
+            while (item := await queue.get()) is not done:
+                yield _sse(item)
+        finally:
+            if not task.done():
+                task.cancel()  # the client closed the stream: that is MCP's cancellation
+
+    return _EventStream(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+async def _call_message(
+    runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None
+) -> dict[str, Any]:
+    """The JSON-RPC answer to one tools/call, as a message (the streamed path's final event)."""
+    try:
+        result = await runtime.call(tool, arguments, "mcp", context)
+    except (InvalidArguments, ToolError) as exc:
+        return protocol.result_response(request_id, protocol.tool_error_result(exc))
+    except _Overloaded:
+        return protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime))
+    return protocol.result_response(request_id, tool.call_result(result))
+
+
+async def _answer_call(
+    runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None
+) -> Response | dict[str, Any]:
+    message = await _call_message(runtime, tool, request_id, arguments, context)
+    if "error" in message:
+        return _json(message, 503, {"retry-after": _RETRY_AFTER})  # the one error: overloaded
+    return message["result"]
+
+
+async def _logging_set_level(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    """Legacy (2025-*) logging/setLevel; 2026-07-28 removed it for ``_meta`` logLevel."""
+    if "logging" not in runtime.service.capabilities():
+        return _rpc_error(
+            request_id,
+            protocol.METHOD_NOT_FOUND,
+            f"Method not found: logging/setLevel ({runtime.service.name} sends no log messages)",
+        )
+    try:
+        runtime.legacy_log_level = check_level(params.get("level"))
+    except ValueError as exc:
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, f'"params.level": {exc}')
+    return {}
+
+
+# -- resources, prompts, completion ---------------------------------------------------------
+
+
+def _not_offered(request_id: Any, runtime: _Runtime, params: dict[str, Any], method: str, what: str) -> Response:
+    # As for any method a server does not serve: at 2026-07-28 that is a 404.
+    status = 404 if _is_modern(params) else 200
+    return _rpc_error(
+        request_id,
+        protocol.METHOD_NOT_FOUND,
+        f"Method not found: {method} ({runtime.service.name} offers no {what})",
+        status,
+    )
+
+
+def _no_cursor(params: dict[str, Any]) -> str | None:
+    cursor = params.get("cursor")
+    # Every list fits one page, so no cursor was ever handed out: any cursor is not ours.
+    return None if cursor is None else f"invalid cursor {cursor!r}: this list has one page"
+
+
+def _surface_error(request_id: Any, exc: Exception) -> Response:
+    """Bad requests are -32602 with what was wrong; a function that raised is -32603."""
+    if isinstance(exc, ResourceNotFound):
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, "Resource not found", data={"uri": exc.uri})
+    if isinstance(exc, (PromptNotFound, InvalidArguments)):
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, str(exc), data=protocol.error_payload(exc))
+    if isinstance(exc, ValueError):
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, str(exc))
+    message = str(exc) if isinstance(exc, ToolError) else f"{type(exc).__name__}: {redact(str(exc))}"
+    return _rpc_error(request_id, protocol.INTERNAL_ERROR, message)
+
+
+async def _resources_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    if not runtime.service.resources:
+        return _not_offered(request_id, runtime, params, "resources/list", "resources")
+    if bad := _no_cursor(params):
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, bad)
+    return {"resources": runtime.service.list_resources()}
+
+
+async def _resources_templates_list(
+    runtime: _Runtime, request_id: Any, params: dict[str, Any]
+) -> Response | dict[str, Any]:
+    if not runtime.service.resources:
+        return _not_offered(request_id, runtime, params, "resources/templates/list", "resources")
+    if bad := _no_cursor(params):
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, bad)
+    templates = runtime.service.list_resource_templates()
+    return {"resourceTemplates": templates}
+
+
+async def _resources_read(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    if not runtime.service.resources:
+        return _not_offered(request_id, runtime, params, "resources/read", "resources")
+    try:
+        result = await runtime.service.aread_resource(params.get("uri"))  # type: ignore[arg-type]
+    except Exception as exc:
+        return _surface_error(request_id, exc)
+    return result
+
+
+async def _prompts_list(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    if not runtime.service.prompts:
+        return _not_offered(request_id, runtime, params, "prompts/list", "prompts")
+    if bad := _no_cursor(params):
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, bad)
+    return {"prompts": runtime.service.list_prompts()}
+
+
+async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    if not runtime.service.prompts:
+        return _not_offered(request_id, runtime, params, "prompts/get", "prompts")
+    try:
+        result = await runtime.service.aget_prompt(params.get("name"), params.get("arguments"))  # type: ignore[arg-type]
+    except Exception as exc:
+        return _surface_error(request_id, exc)
+    return result
+
+
+async def _completion_complete(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    if "completions" not in runtime.service.capabilities():
+        return _not_offered(request_id, runtime, params, "completion/complete", "completions")
+    try:
+        result = runtime.service.complete(params.get("ref"), params.get("argument"), params.get("context"))
+    except Exception as exc:
+        return _surface_error(request_id, exc)
+    return result
 
 
 # Handlers: `async def h(runtime, request_id, params) -> dict | Response`. A dict is the result;
@@ -466,6 +712,14 @@ _METHODS: dict[str, Callable[[_Runtime, Any, dict[str, Any]], Awaitable[Response
     "server/discover": _discover,
     "tools/list": _tools_list,
     "tools/call": _tools_call,
+    # the rest of the server surface
+    "logging/setLevel": _logging_set_level,
+    "resources/list": _resources_list,
+    "resources/templates/list": _resources_templates_list,
+    "resources/read": _resources_read,
+    "prompts/list": _prompts_list,
+    "prompts/get": _prompts_get,
+    "completion/complete": _completion_complete,
 }
 _MODERN_ONLY = frozenset({"server/discover"})
 
@@ -562,6 +816,8 @@ def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
 
 
 def _rest_result_schema(tool: Tool) -> dict[str, Any]:
+    if tool.output_schema is None:  # a content tool answers MCP content blocks
+        return {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}}}}
     schema = {k: v for k, v in tool.output_schema.items() if not k.startswith("x-") and k != "$defs"}
     if tool.wraps_result:
         schema = schema["properties"]["result"]

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 import traceback
+import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,20 @@ from pydantic_core import PydanticSerializationError
 from ._portal import run_sync
 from .cache import Cache, cache_from_env
 from .config import redact
-from .errors import ConfigError, DevenvError, InvalidArguments, ServiceNotFound, ToolError, ToolNotFound
+from .content import content_blocks, is_content_annotation
+from .context import Context
+from .errors import (
+    ConfigError,
+    DevenvError,
+    InvalidArguments,
+    PromptNotFound,
+    ResourceNotFound,
+    ServiceNotFound,
+    ToolError,
+    ToolNotFound,
+)
+from .prompts import Prompt
+from .resources import Resource
 
 __all__ = ["Registry", "Service", "Tool", "default_registry"]
 
@@ -92,6 +106,8 @@ class Tool:
         open_world: bool | None = None,
         cache_ttl: float | None = None,
         timeout: float | None = None,
+        input_schema: dict[str, Any] | None = None,
+        client_capabilities: dict[str, Any] | None = None,
     ) -> None:
         self.service = service
         self.fn = fn
@@ -118,7 +134,14 @@ class Tool:
 
         hints = typing.get_type_hints(fn, include_extras=True)
         fields: dict[str, Any] = {}
+        #: The parameter that receives the call's ``Context``, if the tool declares one.
+        self.context_param: str | None = None
         for param in inspect.signature(fn).parameters.values():
+            if _is_context(hints.get(param.name)):
+                if self.context_param is not None:
+                    raise ConfigError(f"tool {self.name!r}: only one parameter may take the Context")
+                self.context_param = param.name
+                continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
                 raise ConfigError(f"tool {self.name!r}: parameter {param.name!r} must be a named parameter")
             if param.name.startswith("_") or hasattr(BaseModel, param.name):
@@ -133,8 +156,23 @@ class Tool:
         model_name = "".join(part.title() for part in re.split(r"[_.-]", self.name)) + "Arguments"
         self.input_model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
         self.input_schema = self.input_model.model_json_schema()
+        self._schema_validator = None
+        if input_schema is not None:  # advertised as given (JSON Schema 2020-12) and enforced too
+            self.input_schema = input_schema
+            self._schema_validator = _schema_validator(self.name, input_schema)
+        #: Client capabilities a call needs (e.g. {"sampling": {}}); 2026-07-28 refuses a request
+        #: that does not declare them with -32021.
+        self.client_capabilities = _check_capabilities(self.name, client_capabilities)
 
-        self._output = TypeAdapter(hints.get("return", Any))
+        returns = hints.get("return", Any)
+        #: Returns MCP content blocks (Text, Image, ...) rather than structured JSON.
+        self.returns_content = is_content_annotation(returns)
+        if self.returns_content:
+            self._output = None
+            self.wraps_result = False
+            self.output_schema = None
+            return
+        self._output = TypeAdapter(returns)
         output_schema = self._output.json_schema(mode="serialization")
         # MCP's structuredContent must be an object; anything else travels as {"result": value}.
         self.wraps_result = output_schema.get("type") != "object"
@@ -152,13 +190,16 @@ class Tool:
 
     def definition(self) -> dict[str, Any]:
         """The tool as MCP's tools/list describes it."""
-        return {
+        definition = {
             "name": self.name,
             "description": self.description,
             "inputSchema": self.input_schema,
             "outputSchema": self.output_schema,
             "annotations": self.annotations,
         }
+        if self.output_schema is None:  # a content tool has no structured result to describe
+            del definition["outputSchema"]
+        return definition
 
     # -- validation and serialisation: shared by every transport ---------------------------
 
@@ -170,6 +211,13 @@ class Tool:
             raise InvalidArguments(
                 self.name, [{"field": "", "message": "arguments must be a JSON object", "type": "dict_type"}]
             )
+        if self._schema_validator is not None:
+            errors = [
+                {"field": ".".join(str(p) for p in err.absolute_path), "message": err.message, "type": err.validator}
+                for err in self._schema_validator.iter_errors(arguments)
+            ]
+            if errors:
+                raise InvalidArguments(self.name, errors)
         try:
             return self.input_model.model_validate(arguments)
         except ValidationError as exc:
@@ -182,6 +230,8 @@ class Tool:
     def serialize(self, value: Any) -> bytes:
         """The result as JSON bytes, checked against the return annotation."""
         try:
+            if self._output is None:
+                return orjson.dumps(content_blocks(value))
             return self._output.dump_json(value, warnings="error")
         except (PydanticSerializationError, ValueError, TypeError) as exc:
             message = redact(f"result does not match the return annotation: {exc}")
@@ -190,6 +240,17 @@ class Tool:
     def structured(self, result: Any) -> dict[str, Any]:
         """``result`` (a JSON value) as MCP structuredContent."""
         return {"result": result} if self.wraps_result else result
+
+    def call_result(self, result: Any) -> dict[str, Any]:
+        """``result`` (what ``run`` returned) as the MCP CallToolResult the wire sends."""
+        if self.returns_content:
+            return {"content": result, "isError": False}
+        structured = {"result": result} if self.wraps_result else result
+        return {
+            "content": [{"type": "text", "text": orjson.dumps(structured).decode()}],
+            "structuredContent": structured,
+            "isError": False,
+        }
 
     def _failure(self, exc: Exception) -> ToolError:
         # What a tool raised goes back to the caller: never with a secret of this process in it.
@@ -210,17 +271,21 @@ class Tool:
 
     # -- execution ---------------------------------------------------------------------------
 
-    def run(self, arguments: Any) -> Any:
-        """Validate, call, serialise, JSON round-trip: the result a remote caller would get."""
+    def run(self, arguments: Any, *, context: Context | None = None) -> Any:
+        """Validate, call, serialise, JSON round-trip: the result a remote caller would get.
+
+        ``context`` reaches a tool that declares a ``Context`` parameter (else a silent one).
+        """
         args = self.validate(arguments)
         key = self._cache_key(args) if self.cache_ttl else None
         if key and (hit := self.service.cache_get(key)) is not None:
             return orjson.loads(hit)
+        kwargs = self._kwargs(args, context)
         try:
             if self.is_async:
-                value = run_sync(self.fn(**args.__dict__))
+                value = run_sync(self.fn(**kwargs))
             else:
-                value = self.fn(**args.__dict__)
+                value = self.fn(**kwargs)
         except Exception as exc:
             raise self._failure(exc) from exc
         data = self.serialize(value)
@@ -228,7 +293,14 @@ class Tool:
             self.service.cache_set(key, data, self.cache_ttl)
         return orjson.loads(data)
 
-    async def arun(self, arguments: Any, *, thread_sync: bool = True, timeout: float | None = None) -> Any:
+    async def arun(
+        self,
+        arguments: Any,
+        *,
+        thread_sync: bool = True,
+        timeout: float | None = None,
+        context: Context | None = None,
+    ) -> Any:
         """``run`` for async callers; sync tools go to a worker thread unless ``thread_sync`` is off.
 
         ``timeout`` (seconds) bounds the tool's run: past it the call fails with a ``ToolError``
@@ -247,11 +319,12 @@ class Tool:
             )
             if hit is not None:
                 return orjson.loads(hit)
+        kwargs = self._kwargs(args, context)
         try:
             if timeout is None:
-                value = await self._invoke(args, thread_sync, False)
+                value = await self._invoke(kwargs, thread_sync, False)
             else:
-                value = await self._invoke_within(args, thread_sync, timeout)
+                value = await self._invoke_within(kwargs, thread_sync, timeout)
         except TimedOut as exc:
             raise self._timed_out(timeout) from exc  # type: ignore[arg-type]
         except Exception as exc:
@@ -264,7 +337,7 @@ class Tool:
                 self.service.cache_set(key, data, self.cache_ttl)
         return orjson.loads(data)
 
-    async def _invoke_within(self, args: Any, thread_sync: bool, timeout: float) -> Any:
+    async def _invoke_within(self, kwargs: dict[str, Any], thread_sync: bool, timeout: float) -> Any:
         """``_invoke`` cancelled after ``timeout`` seconds (then ``TimedOut``).
 
         On asyncio this is what ``asyncio.timeout`` does, with one timer handle and nothing
@@ -278,7 +351,7 @@ class Tool:
             task = None
         if task is None:
             with anyio.move_on_after(timeout):
-                return await self._invoke(args, thread_sync, True)
+                return await self._invoke(kwargs, thread_sync, True)
             raise TimedOut
         cancelling = task.cancelling()
         expired = False
@@ -290,7 +363,7 @@ class Tool:
 
         handle = loop.call_at(loop.time() + timeout, expire)
         try:
-            value = await self._invoke(args, thread_sync, True)
+            value = await self._invoke(kwargs, thread_sync, True)
         except BaseException:  # CancelledError, or whatever the tool raised on being cancelled
             if expired and task.uncancel() <= cancelling:
                 raise TimedOut from None  # our cancellation, not the server's: a timeout
@@ -301,12 +374,51 @@ class Tool:
             raise TimedOut  # the tool swallowed the cancellation but ran past its time all the same
         return value
 
-    async def _invoke(self, args: Any, thread_sync: bool, abandon: bool) -> Any:
+    def _kwargs(self, args: Any, context: Context | None) -> dict[str, Any]:
+        if self.context_param is None:
+            return args.__dict__  # the common case: no copy
+        return {**args.__dict__, self.context_param: context or Context()}
+
+    async def _invoke(self, kwargs: dict[str, Any], thread_sync: bool, abandon: bool) -> Any:
         if self.is_async:
-            return await self.fn(**args.__dict__)
+            return await self.fn(**kwargs)
         if thread_sync:
-            return await anyio.to_thread.run_sync(lambda: self.fn(**args.__dict__), abandon_on_cancel=abandon)
-        return self.fn(**args.__dict__)
+            return await anyio.to_thread.run_sync(lambda: self.fn(**kwargs), abandon_on_cancel=abandon)
+        return self.fn(**kwargs)
+
+
+def _schema_validator(tool: str, schema: Any) -> Any:
+    from jsonschema import Draft202012Validator, SchemaError  # only tools with their own schema pay
+
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise ConfigError(f'tool {tool!r}: input_schema must be a JSON Schema object with "type": "object"')
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ConfigError(f"tool {tool!r}: input_schema is not valid JSON Schema 2020-12: {exc.message}") from None
+    return Draft202012Validator(schema)
+
+
+def _check_capabilities(tool: str, capabilities: Any) -> dict[str, Any] | None:
+    if capabilities is None:
+        return None
+    if not isinstance(capabilities, dict) or not all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in capabilities.items()
+    ):
+        raise ConfigError(f'tool {tool!r}: client_capabilities maps names to objects, like {{"sampling": {{}}}}')
+    return capabilities or None
+
+
+def _is_context(annotation: Any) -> bool:
+    """``Context`` or ``Context | None``."""
+    if annotation is Context:
+        return True
+    args = typing.get_args(annotation)
+    return (
+        typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        and Context in args
+        and all(a in (Context, type(None)) for a in args)
+    )
 
 
 class TimedOut(Exception):
@@ -352,6 +464,9 @@ class Service:
         self.calls = tuple(calls)
         self.debug = debug
         self.tools: dict[str, Tool] = {}
+        #: Static resources and resource templates, by URI (template) in declaration order.
+        self.resources: dict[str, Resource] = {}
+        self.prompts: dict[str, Prompt] = {}
         self._cache: Cache | None = None
         # Cache outage handling: after a failure the cache is left alone for a moment (no call
         # waits on a dead Redis twice in a row), then tried again; every skip is counted.
@@ -374,7 +489,24 @@ class Service:
             "requires": list(self.requires),
             "calls": list(self.calls),
             "tools": sorted(self.tools),
+            "resources": list(self.resources),
+            "prompts": sorted(self.prompts),
         }
+
+    def capabilities(self) -> dict[str, Any]:
+        """The MCP server capabilities this service honours: only what it has."""
+        caps: dict[str, Any] = {}
+        if self.tools:
+            caps["tools"] = {"listChanged": False}
+        if self.resources:
+            caps["resources"] = {"listChanged": False, "subscribe": False}
+        if self.prompts:
+            caps["prompts"] = {"listChanged": False}
+        if any(r.completers for r in self.resources.values()) or any(p.completers for p in self.prompts.values()):
+            caps["completions"] = {}
+        if any(t.context_param for t in self.tools.values()):
+            caps["logging"] = {}  # a tool with a Context can send log messages
+        return caps
 
     def tool(
         self,
@@ -388,10 +520,15 @@ class Service:
         open_world: bool | None = None,
         cache_ttl: float | None = None,
         timeout: float | None = None,
+        input_schema: dict[str, Any] | None = None,
+        client_capabilities: dict[str, Any] | None = None,
     ) -> Any:
         """Register ``fn`` as a tool; usable as ``@service.tool`` or ``@service.tool(...)``.
 
         ``timeout`` overrides the server's ``DEVENV_TOOL_TIMEOUT`` for this tool (seconds).
+        ``input_schema`` advertises a hand-written JSON Schema 2020-12 instead of the one the
+        signature gives; arguments must then satisfy both. ``client_capabilities`` names what
+        the calling client must support (``{"sampling": {}}``).
         """
 
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -406,6 +543,8 @@ class Service:
                 open_world=open_world,
                 cache_ttl=cache_ttl,
                 timeout=timeout,
+                input_schema=input_schema,
+                client_capabilities=client_capabilities,
             )
             if tool.name in self.tools:
                 raise ConfigError(f"service {self.name!r} already has a tool named {tool.name!r}")
@@ -413,6 +552,126 @@ class Service:
             return func  # the function stays a plain function, callable directly in tests
 
         return register(fn) if fn is not None else register
+
+    def resource(
+        self,
+        uri: str,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
+        complete: dict[str, Any] | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register a resource (``"jd://structure"``) or a template (``"jd://areas/{area}"``).
+
+        ``complete`` maps a template variable to its completion values or a function.
+        """
+
+        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+            resource = Resource(
+                func, uri, name=name, title=title, description=description, mime_type=mime_type, complete=complete
+            )
+            if resource.uri in self.resources:
+                raise ConfigError(f"service {self.name!r} already has a resource {resource.uri!r}")
+            self.resources[resource.uri] = resource
+            return func
+
+        return register
+
+    def prompt(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        complete: dict[str, Any] | None = None,
+    ) -> Any:
+        """Register ``fn`` as a prompt; usable as ``@service.prompt`` or ``@service.prompt(...)``."""
+
+        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+            prompt = Prompt(func, name=name, title=title, description=description, complete=complete)
+            if prompt.name in self.prompts:
+                raise ConfigError(f"service {self.name!r} already has a prompt named {prompt.name!r}")
+            self.prompts[prompt.name] = prompt
+            return func
+
+        return register(fn) if fn is not None else register
+
+    # -- resources, prompts and completion: the same JSON in-process and on the wire ---------
+
+    def list_resources(self) -> list[dict[str, Any]]:
+        return [r.definition() for r in self.resources.values() if not r.is_template]
+
+    def list_resource_templates(self) -> list[dict[str, Any]]:
+        return [r.definition() for r in self.resources.values() if r.is_template]
+
+    def find_resource(self, uri: Any) -> tuple[Resource, dict[str, str]]:
+        """The resource serving ``uri`` and the template's variables; static URIs win over templates."""
+        if not isinstance(uri, str) or not uri:
+            raise ValueError(f'"uri" must be a non-empty string, got {uri!r}')
+        static = self.resources.get(uri)
+        if static is not None and not static.is_template:
+            return static, {}
+        for resource in self.resources.values():
+            if resource.is_template and (variables := resource.match(uri)) is not None:
+                return resource, variables
+        raise ResourceNotFound(self.name, uri)
+
+    def read_resource(self, uri: str) -> dict[str, Any]:
+        """The resources/read result: ``{"contents": [...]}``."""
+        resource, variables = self.find_resource(uri)
+        return resource.read(uri, variables)
+
+    async def aread_resource(self, uri: str, *, thread_sync: bool = True) -> dict[str, Any]:
+        resource, variables = self.find_resource(uri)
+        return await resource.aread(uri, variables, thread_sync=thread_sync)
+
+    def list_prompts(self) -> list[dict[str, Any]]:
+        return [p.definition() for p in self.prompts.values()]
+
+    def get_prompt_spec(self, name: Any) -> Prompt:
+        if not isinstance(name, str):
+            raise ValueError(f'"name" must be the prompt name (a string), got {name!r}')
+        try:
+            return self.prompts[name]
+        except KeyError:
+            raise PromptNotFound(self.name, name, sorted(self.prompts)) from None
+
+    def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> dict[str, Any]:
+        """The prompts/get result: ``{"messages": [...], "description": ...}``."""
+        return self.get_prompt_spec(name).render(arguments)
+
+    async def aget_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, *, thread_sync: bool = True
+    ) -> dict[str, Any]:
+        return await self.get_prompt_spec(name).arender(arguments, thread_sync=thread_sync)
+
+    def complete(self, ref: Any, argument: Any, context: Any = None) -> dict[str, Any]:
+        """The completion/complete result: ``{"completion": {"values": [...], "total": n, "hasMore": b}}``.
+
+        ``ref`` is ``{"type": "ref/prompt", "name": ...}`` or ``{"type": "ref/resource", "uri": ...}``.
+        """
+        if not isinstance(ref, dict):
+            raise ValueError('"ref" must be an object: {"type": "ref/prompt", "name": ...} or ref/resource')
+        if not isinstance(argument, dict) or not isinstance(argument.get("name"), str):
+            raise ValueError('"argument" must be an object with a string "name" and "value"')
+        if context is not None and not isinstance(context, dict):
+            raise ValueError('"context" must be an object')
+        filled = (context or {}).get("arguments")
+        kind = ref.get("type")
+        target: Prompt | Resource
+        if kind == "ref/prompt":
+            target = self.get_prompt_spec(ref.get("name"))
+        elif kind == "ref/resource":
+            uri = ref.get("uri")
+            target = self.resources.get(uri) if isinstance(uri, str) else None  # type: ignore[assignment]
+            if target is None:
+                target, _ = self.find_resource(uri)
+        else:
+            raise ValueError(f'"ref.type" must be "ref/prompt" or "ref/resource", got {kind!r}')
+        return {"completion": target.complete(argument["name"], argument.get("value"), filled)}
 
     def get_tool(self, name: str) -> Tool:
         try:

@@ -1,0 +1,253 @@
+"""conformance: the fixtures the official MCP conformance suite calls, as plain devenv code.
+
+Every tool, resource and prompt here has the name a server scenario of
+``@modelcontextprotocol/conformance`` asks for (``test_simple_text``, ``test://static-text``,
+``test_prompt_with_arguments`` ...). It doubles as the example of each feature of the server
+surface: typed content, progress and log messages through ``Context``, static and templated
+resources, prompts, and completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import wave
+import zlib
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from devenv import Service
+from devenv.content import Audio, EmbeddedResource, Image, Message, Text
+from devenv.context import Context
+
+service = Service(
+    "conformance",
+    port=8106,
+    instructions="Fixtures for the official MCP conformance suite; each one shows a devenv feature.",
+)
+
+
+def _png(width: int = 1, height: int = 1, rgb: tuple[int, int, int] = (255, 0, 0)) -> bytes:
+    """A solid-colour PNG, built here (signature, IHDR, IDAT, IEND) so no binary is checked in."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def _wav(samples: int = 800, rate: int = 8000) -> bytes:
+    """A tenth of a second of silence as 16-bit mono WAV."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x00" * samples)
+    return buffer.getvalue()
+
+
+RED_PIXEL = _png()
+SILENCE = _wav()
+
+
+# -- tools: content of every kind -----------------------------------------------------------
+
+
+@service.tool(read_only=True)
+def test_simple_text() -> Text:
+    """Answer one text block."""
+    return Text("This is a simple text response for testing.")
+
+
+@service.tool(read_only=True)
+def test_image_content() -> Image:
+    """Answer a 1x1 red PNG."""
+    return Image(RED_PIXEL, "image/png")
+
+
+@service.tool(read_only=True)
+def test_audio_content() -> Audio:
+    """Answer a short silent WAV."""
+    return Audio(SILENCE, "audio/wav")
+
+
+@service.tool(read_only=True)
+def test_embedded_resource() -> EmbeddedResource:
+    """Answer a resource's contents inline."""
+    return EmbeddedResource("test://embedded-resource", text="This is an embedded resource content.")
+
+
+@service.tool(read_only=True)
+def test_multiple_content_types() -> list[Text | Image | EmbeddedResource]:
+    """Answer text, an image and an embedded JSON resource together."""
+    return [
+        Text("Multiple content types test:"),
+        Image(RED_PIXEL, "image/png"),
+        EmbeddedResource(
+            "test://mixed-content-resource", text='{"test":"data","value":123}', mime_type="application/json"
+        ),
+    ]
+
+
+@service.tool(read_only=True)
+def test_error_handling() -> Text:
+    """Always fail: the caller gets an isError result."""
+    raise RuntimeError("This tool intentionally returns an error for testing")
+
+
+# -- tools: progress and logs ---------------------------------------------------------------
+
+
+@service.tool(read_only=True)
+async def test_tool_with_progress(ctx: Context) -> Text:
+    """Report progress 0, 50 and 100 of 100, about 50 ms apart."""
+    for step, progress in enumerate((0, 50, 100)):
+        if step:
+            await asyncio.sleep(0.05)
+        ctx.report_progress(progress, 100, f"step {step + 1} of 3")
+    return Text("Progress test completed")
+
+
+@service.tool(read_only=True)
+async def test_tool_with_logging(ctx: Context) -> Text:
+    """Send three info log messages, about 50 ms apart."""
+    ctx.info("Tool execution started", logger="conformance")
+    await asyncio.sleep(0.05)
+    ctx.info("Tool processing data", logger="conformance")
+    await asyncio.sleep(0.05)
+    ctx.info("Tool execution completed", logger="conformance")
+    return Text("Logging test completed")
+
+
+@service.tool(read_only=True)
+async def test_logging_tool(ctx: Context) -> Text:
+    """Log one info message: it reaches only a caller that asked for a log level."""
+    ctx.info("test_logging_tool ran", logger="conformance")
+    return Text("Logged (if a log level was requested)")
+
+
+# -- tools: the 2026-07-28 wire ---------------------------------------------------------------
+
+
+@service.tool(read_only=True, client_capabilities={"sampling": {}})
+def test_missing_capability() -> Text:
+    """Callable only by clients that declare sampling; others are refused with -32021."""
+    return Text("the client declared the sampling capability")
+
+
+@service.tool(read_only=True)
+def test_header_param(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> Text:
+    """Echo ``region``, an argument clients mirror into the Mcp-Param-Region header.
+
+    Args:
+        region: where to route the call, e.g. "eu-west"
+    """
+    return Text(f"region: {region}")
+
+
+ADDRESS_FORM = {  # JSON Schema 2020-12 keywords a server must pass through untouched
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {
+            "$anchor": "addressDef",
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        }
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+
+@service.tool(read_only=True, input_schema=ADDRESS_FORM)
+def json_schema_2020_12_tool(
+    name: str | None = None,
+    address: dict[str, Any] | None = None,
+    contactMethod: Literal["phone", "email"] | None = None,  # noqa: N803 - the suite's name
+    phone: str | None = None,
+    email: str | None = None,
+) -> Text:
+    """Take a contact form whose schema uses $defs, $anchor, allOf/anyOf and if/then/else."""
+    how = f"phone {phone}" if contactMethod == "phone" else f"email {email}"
+    return Text(f"contact {name or 'someone'} by {how}")
+
+
+# -- resources ------------------------------------------------------------------------------
+
+
+@service.resource("test://static-text", name="static-text", mime_type="text/plain")
+def static_text() -> str:
+    """A fixed text resource."""
+    return "This is the content of the static text resource."
+
+
+@service.resource("test://static-binary", name="static-binary", mime_type="image/png")
+def static_binary() -> bytes:
+    """A fixed binary resource: the 1x1 red PNG."""
+    return RED_PIXEL
+
+
+@service.resource(
+    "test://template/{id}/data",
+    name="template-data",
+    mime_type="application/json",
+    complete={"id": ["123", "456", "789"]},
+)
+def template_data(id: str) -> dict[str, str]:
+    """Data for one id, from a URI template."""
+    return {"id": id, "templateTest": "true", "data": f"Data for ID: {id}"}
+
+
+# -- prompts --------------------------------------------------------------------------------
+
+
+@service.prompt()
+def test_simple_prompt() -> str:
+    """A prompt without arguments."""
+    return "This is a simple prompt for testing."
+
+
+@service.prompt(complete={"arg1": ["paris", "park", "party", "test", "testing"], "arg2": ["world", "word"]})
+def test_prompt_with_arguments(arg1: str, arg2: str) -> str:
+    """A prompt with two required arguments.
+
+    Args:
+        arg1: First test argument
+        arg2: Second test argument
+    """
+    return f"Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"
+
+
+@service.prompt()
+def test_prompt_with_embedded_resource(resourceUri: str) -> list[EmbeddedResource | str]:  # noqa: N803 - the suite's name
+    """A prompt that embeds a resource.
+
+    Args:
+        resourceUri: URI of the resource to embed
+    """
+    return [
+        EmbeddedResource(resourceUri, text="Embedded resource content for testing."),
+        "Please process the embedded resource above.",
+    ]
+
+
+@service.prompt()
+def test_prompt_with_image() -> list[Message]:
+    """A prompt with an image."""
+    return [Message("user", Image(RED_PIXEL, "image/png")), Message("user", "Please analyze the image above.")]
