@@ -1,12 +1,14 @@
 """The official MCP conformance suite (npm @modelcontextprotocol/conformance, pinned in
-scripts/conformance/) against a real `devenv serve jd-classifier`, at both revisions.
+scripts/conformance/) against real `devenv serve` processes, at both revisions.
 
-jd-classifier is a tools-only service, so the suite's requirement sets are run whole and
-judged scenario by scenario: the scenarios about the wire must pass outright; in the ones
-that also probe fixtures jd-classifier does not have (the suite's `test_*` diagnostic tools,
-prompts, resources) every check passes except the named fixture probes, and those must fail
-for exactly that reason. Everything else in the set (resources, prompts, rich content,
-multi-round-trip input, tasks) is a feature of the `conformance` service, not of this one.
+- `jd-classifier` is a tools-only service, so the suite's requirement sets are run whole and
+  judged scenario by scenario: the scenarios about the wire must pass outright; in the ones
+  that also probe fixtures jd-classifier does not have (the suite's `test_*` diagnostic tools,
+  prompts, resources) every check passes except the named fixture probes, and those must fail
+  for exactly that reason.
+- `conformance` serves the suite's fixtures: every scenario of both sets passes except the
+  ones listed in CONFORMANCE_GAPS (features devenv does not have yet), so a regression in any
+  other scenario, or a gap closing without the list being updated, fails here.
 """
 
 from __future__ import annotations
@@ -66,13 +68,51 @@ FIXTURE_PROBES = {
 }
 
 
-@pytest.fixture(scope="module")
-def served_mcp_url(tmp_path_factory):
-    """A real `devenv serve jd-classifier` process, started the way a user starts it."""
+# What the `conformance` service does not pass yet, and why (see README, "Conformance").
+CONFORMANCE_GAPS = {
+    # Multi-round-trip input (InputRequiredResult + sealed requestState) is not built yet.
+    "2026-07-28": {
+        "server-stateless",  # only its test_streaming_elicitation probe (MRTR); checked per check below
+        "input-required-result-basic-elicitation",
+        "input-required-result-basic-sampling",
+        "input-required-result-basic-list-roots",
+        "input-required-result-request-state",
+        "input-required-result-multiple-input-requests",
+        "input-required-result-multi-round",
+        "input-required-result-non-tool-request",
+        "input-required-result-result-type",
+        "input-required-result-tampered-state",
+        "input-required-result-capability-check",
+        # the tasks extension (not scored by the suite) is not built yet
+        "tasks-lifecycle",
+        "tasks-capability-negotiation",
+        "tasks-wire-fields",
+        "tasks-request-state-removal",
+        "tasks-mrtr-input",
+        "tasks-request-headers",
+        "tasks-dispatch-and-envelope",
+        "tasks-required-task-error",
+        "tasks-mrtr-composition",
+    },
+    # 2025-11-25 server-to-client requests need a session and a stream back to the client;
+    # devenv serves that revision statelessly (one POST, one answer), as it did before.
+    "2025-11-25": {
+        "tools-call-sampling",
+        "tools-call-elicitation",
+        "elicitation-sep1034-defaults",
+        "elicitation-sep1330-enums",
+        "resources-subscribe",
+        "resources-unsubscribe",
+    },
+}
+
+
+def serve(service: str, tmp_path_factory):
+    """A real `devenv serve SERVICE` process, started the way a user starts it."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("conformance") / "serve.log").open("wb")
+    log = (tmp_path_factory.mktemp("conformance") / f"serve-{service}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devenv.cli", "serve", "jd-classifier", "--port", str(port)],
+        [sys.executable, "-m", "devenv.cli", "serve", service, "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
@@ -93,6 +133,16 @@ def served_mcp_url(tmp_path_factory):
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def served_mcp_url(tmp_path_factory):
+    yield from serve("jd-classifier", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def conformance_mcp_url(tmp_path_factory):
+    yield from serve("conformance", tmp_path_factory)
 
 
 def run_requirements(url: str, revision: str, out: Path) -> tuple[str, dict[str, list[dict]]]:
@@ -121,7 +171,18 @@ def failures(scenario_checks: list[dict]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("revision", ["2026-07-28", "2025-11-25"])
-def test_official_conformance_suite(served_mcp_url, tmp_path, revision):
+def test_official_conformance_suite_against_the_conformance_service(conformance_mcp_url, tmp_path, revision):
+    stdout, checks = run_requirements(conformance_mcp_url, revision, tmp_path)
+    failing = {scenario for scenario, results in checks.items() if failures(results)}
+    gaps = CONFORMANCE_GAPS[revision]
+    summary = stdout[stdout.rfind("Total:") :]
+    assert failing - gaps == set(), {s: failures(checks[s]) for s in failing - gaps}
+    assert gaps - failing == set(), f"these pass now: take them off CONFORMANCE_GAPS\n{summary}"
+    assert len(checks) >= {"2026-07-28": 50, "2025-11-25": 33}[revision], summary
+
+
+@pytest.mark.parametrize("revision", ["2026-07-28", "2025-11-25"])
+def test_official_conformance_suite_against_a_tools_only_service(served_mcp_url, tmp_path, revision):
     stdout, checks = run_requirements(served_mcp_url, revision, tmp_path)
     problems = []
     for scenario in PASS[revision]:
