@@ -125,7 +125,11 @@ _SENTINEL_START, _SENTINEL_END = "=?base64?", "?="
 
 
 def decode_header_value(value: str) -> str | None:
-    """An ``Mcp-Name`` / ``Mcp-Param-*`` value as text: Base64 sentinels decoded, None if malformed."""
+    """An ``Mcp-Name`` / ``Mcp-Param-*`` value as text: Base64 sentinels decoded, None if malformed.
+
+    Leading and trailing spaces and tabs are not part of an HTTP field value (RFC 9110 5.5), so
+    they are dropped first; a value that needs them travels Base64-encoded."""
+    value = value.strip(" \t")
     if value.startswith(_SENTINEL_START) and value.endswith(_SENTINEL_END) and len(value) >= 11:
         try:
             return base64.b64decode(value[9:-2], validate=True).decode()

@@ -269,6 +269,8 @@ async def _mcp_endpoint(request: Request) -> Response:
     # a legacy header, or none with no modern `_meta`, is the 2025 handshake-based protocol.
     headers = request.headers
     version = headers.get("mcp-protocol-version")
+    if version is not None:
+        version = version.strip(" \t")
     meta = params.get("_meta")
     declares = isinstance(meta, dict) and protocol.META_PROTOCOL_VERSION in meta
     if not declares and version is not None and version not in protocol.SUPPORTED_VERSIONS:
@@ -329,6 +331,8 @@ def _check_modern(runtime: _Runtime, headers: Any, method: str, params: dict[str
         return protocol.INVALID_PARAMS, text, None, 400
     declared = meta[protocol.META_PROTOCOL_VERSION]
     header = headers.get("mcp-protocol-version")
+    if header is not None:
+        header = header.strip(" \t")
     if header is None:
         return protocol.HEADER_MISMATCH, "Header mismatch: the MCP-Protocol-Version header is required", None, 400
     if header != declared:
@@ -339,6 +343,8 @@ def _check_modern(runtime: _Runtime, headers: Any, method: str, params: dict[str
             400,
         )
     mcp_method = headers.get("mcp-method")
+    if mcp_method is not None:
+        mcp_method = mcp_method.strip(" \t")
     if mcp_method != method:
         what = "is required" if mcp_method is None else f"{mcp_method!r} does not match body method {method!r}"
         return protocol.HEADER_MISMATCH, f"Header mismatch: the Mcp-Method header {what}", None, 400

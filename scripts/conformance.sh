@@ -18,7 +18,8 @@
 # git-ignored cache. Versions are pinned by scripts/conformance/package-lock.json
 # (conformance 0.2.0-alpha.12, node 22.23.3, and the TS MCP SDK whose client the
 # suite uses). Re-runs skip the install unless that lockfile changed.
-# Per-scenario checks.json files land in $CACHE/results/.
+# Per-scenario checks.json files land in $CONFORMANCE_RESULTS (default $CACHE/results/),
+# one results/server-<scenario>-<time>/ folder per scenario run.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,7 +60,7 @@ if [[ ${#scenarios[@]} -eq 0 && ${#options[@]} -eq 0 ]]; then
 fi
 ensure_installed
 
-results=$cache/results
+results=${CONFORMANCE_RESULTS:-$cache/results}
 mkdir -p "$results"
 
 if [[ ${#scenarios[@]} -eq 0 ]]; then
