@@ -7,6 +7,7 @@ the listed values that start with what the user typed; a callable
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -39,6 +40,8 @@ def completers(owner: str, complete: Mapping[str, Any] | None, arguments: Iterab
     for name, source in complete.items():
         if name not in known:
             raise ConfigError(f"{owner}: complete= names {name!r}, which is not one of its arguments {sorted(known)}")
+        if inspect.iscoroutinefunction(source):
+            raise ConfigError(f"{owner}: complete[{name!r}] must be a plain function; completion does not await")
         if callable(source):
             result[name] = source
         elif isinstance(source, (list, tuple)) and all(isinstance(v, str) for v in source):

@@ -43,6 +43,7 @@ from .errors import (
     ToolNotFound,
 )
 from .prompts import Prompt
+from .protocol import tool_result
 from .resources import Resource
 
 __all__ = ["Registry", "Service", "Tool", "default_registry"]
@@ -245,12 +246,7 @@ class Tool:
         """``result`` (what ``run`` returned) as the MCP CallToolResult the wire sends."""
         if self.returns_content:
             return {"content": result, "isError": False}
-        structured = {"result": result} if self.wraps_result else result
-        return {
-            "content": [{"type": "text", "text": orjson.dumps(structured).decode()}],
-            "structuredContent": structured,
-            "isError": False,
-        }
+        return tool_result(self.structured(result))
 
     def _failure(self, exc: Exception) -> ToolError:
         # What a tool raised goes back to the caller: never with a secret of this process in it.

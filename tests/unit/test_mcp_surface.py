@@ -361,3 +361,11 @@ def test_modern_missing_feature_is_a_404(bare_url):
         r = modern(bare, "prompts/list")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == -32601
+
+
+def test_rest_answers_content_blocks_and_context_tools_run_silently(http):
+    blocks = http.post("/tools/picture", json={}).json()
+    assert blocks == [{"type": "text", "text": "a pixel"}, {"type": "image", "data": "cG5n", "mimeType": "image/png"}]
+    assert http.post("/tools/counted", json={"n": 2}).json() == 2
+    schema = http.get("/openapi.json").json()["paths"]["/tools/picture"]["post"]["responses"]["200"]
+    assert schema["content"]["application/json"]["schema"]["type"] == "array"

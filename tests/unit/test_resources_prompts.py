@@ -255,6 +255,12 @@ def test_bad_completion_declarations_are_config_errors():
         svc.prompt(name="p1", complete={"nope": ["a"]})(lambda word: word)
     with pytest.raises(ConfigError, match="must be a list of strings or a function"):
         svc.prompt(name="p2", complete={"word": [1, 2]})(lambda word: word)
+
+    async def suggest(value, arguments):
+        return []
+
+    with pytest.raises(ConfigError, match="must be a plain function; completion does not await"):
+        svc.prompt(name="p3", complete={"word": suggest})(lambda word: word)
     with pytest.raises(ConfigError, match="complete= is for templates"):
         svc.resource("x://static", complete={"a": ["b"]})(lambda: "")
 
