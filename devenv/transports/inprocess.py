@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from ..context import Context
 from ..errors import InvalidArguments
 from ..tools import Registry
 from .base import Transport
@@ -25,12 +26,16 @@ class InProcessTransport(Transport):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def call_tool(self, service: str, tool: str, arguments: dict[str, Any]) -> Any:
-        return self.registry.get(service).get_tool(tool).run(_as_json(tool, arguments))
+    def call_tool(self, service: str, tool: str, arguments: dict[str, Any], *, context: Context | None = None) -> Any:
+        """``context`` (a ``Context`` with a sink) receives the tool's progress and log messages."""
+        return self.registry.get(service).get_tool(tool).run(_as_json(tool, arguments), context=context)
 
-    async def acall_tool(self, service: str, tool: str, arguments: dict[str, Any]) -> Any:
+    async def acall_tool(
+        self, service: str, tool: str, arguments: dict[str, Any], *, context: Context | None = None
+    ) -> Any:
         # Sync tools run inline, as a direct call would; the server is what moves them to threads.
-        return await self.registry.get(service).get_tool(tool).arun(_as_json(tool, arguments), thread_sync=False)
+        found = self.registry.get(service).get_tool(tool)
+        return await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
 
     def list_tools(self, service: str) -> list[dict[str, Any]]:
         return [t.definition() for t in self.registry.get(service).tools.values()]

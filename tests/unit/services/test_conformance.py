@@ -84,3 +84,22 @@ def test_fixture_media_are_real_files():
 
     assert RED_PIXEL.startswith(b"\x89PNG\r\n\x1a\n") and b"IHDR" in RED_PIXEL and RED_PIXEL.endswith(b"IEND\xaeB`\x82")
     assert SILENCE[:4] == b"RIFF" and SILENCE[8:12] == b"WAVE"
+
+
+async def test_in_process_calls_deliver_progress_and_logs_to_a_context(local):
+    from devenv.context import Context
+
+    sent: list[dict] = []
+    progress = Context(progress_token="p", sink=sent.append)
+    result = await local.acall_tool("conformance", "test_tool_with_progress", {}, context=progress)
+    assert result == [{"type": "text", "text": "Progress test completed"}]
+    assert [m["params"]["progress"] for m in sent] == [0, 50, 100]
+
+    sent.clear()
+    logs = Context(log_level="info", sink=sent.append)
+    local.call_tool("conformance", "test_tool_with_logging", {}, context=logs)
+    assert [m["params"]["data"] for m in sent] == [
+        "Tool execution started",
+        "Tool processing data",
+        "Tool execution completed",
+    ]
