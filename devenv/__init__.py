@@ -16,12 +16,22 @@ _EXPORTS = {
     "RedisCache": "cache",
     "cache_from_env": "cache",
     "MCPClient": "client",
+    "Audio": "content",
+    "Content": "content",
+    "EmbeddedResource": "content",
+    "Image": "content",
+    "Message": "content",
+    "ResourceLink": "content",
+    "Text": "content",
+    "Context": "context",
     "Settings": "config",
     "get_settings": "config",
     "ConfigError": "errors",
     "DevenvError": "errors",
     "InvalidArguments": "errors",
+    "PromptNotFound": "errors",
     "ProtocolError": "errors",
+    "ResourceNotFound": "errors",
     "ServiceNotFound": "errors",
     "ServiceUnavailable": "errors",
     "ToolError": "errors",
@@ -53,11 +63,15 @@ if TYPE_CHECKING:
     from .cache import Cache, MemoryCache, RedisCache, cache_from_env
     from .client import MCPClient
     from .config import Settings, get_settings
+    from .content import Audio, Content, EmbeddedResource, Image, Message, ResourceLink, Text
+    from .context import Context
     from .errors import (
         ConfigError,
         DevenvError,
         InvalidArguments,
+        PromptNotFound,
         ProtocolError,
+        ResourceNotFound,
         ServiceNotFound,
         ServiceUnavailable,
         ToolError,

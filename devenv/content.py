@@ -22,8 +22,6 @@ __all__ = [
     "Message",
     "ResourceLink",
     "Text",
-    "content_blocks",
-    "is_content_annotation",
 ]
 
 

@@ -37,3 +37,32 @@ class InProcessTransport(Transport):
 
     async def alist_tools(self, service: str) -> list[dict[str, Any]]:
         return self.list_tools(service)
+
+    # Resources, prompts and completion: the registry's Service answers the same JSON the wire
+    # sends in its results (the wire adds only resultType and cache hints at 2026-07-28).
+
+    def list_resources(self, service: str) -> list[dict[str, Any]]:
+        return self.registry.get(service).list_resources()
+
+    def list_resource_templates(self, service: str) -> list[dict[str, Any]]:
+        return self.registry.get(service).list_resource_templates()
+
+    def read_resource(self, service: str, uri: str) -> dict[str, Any]:
+        return self.registry.get(service).read_resource(uri)
+
+    async def aread_resource(self, service: str, uri: str) -> dict[str, Any]:
+        return await self.registry.get(service).aread_resource(uri, thread_sync=False)
+
+    def list_prompts(self, service: str) -> list[dict[str, Any]]:
+        return self.registry.get(service).list_prompts()
+
+    def get_prompt(self, service: str, name: str, arguments: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.registry.get(service).get_prompt(name, _as_json(name, arguments))
+
+    async def aget_prompt(self, service: str, name: str, arguments: dict[str, str] | None = None) -> dict[str, Any]:
+        return await self.registry.get(service).aget_prompt(name, _as_json(name, arguments), thread_sync=False)
+
+    def complete(
+        self, service: str, ref: dict[str, Any], argument: dict[str, Any], context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return self.registry.get(service).complete(ref, argument, context)

@@ -18,7 +18,14 @@ def containers(docker_client, stack: DockerStack) -> dict[str, object]:
 
 def test_endpoints_are_published_on_loopback_only(docker_client, docker_stack):
     urls = docker_stack.endpoints()
-    assert sorted(urls) == ["content-classifier", "file-system", "inbox-agent", "jd-classifier", "notifications"]
+    assert sorted(urls) == [
+        "conformance",
+        "content-classifier",
+        "file-system",
+        "inbox-agent",
+        "jd-classifier",
+        "notifications",
+    ]
     assert all(url.startswith("http://127.0.0.1:") for url in urls.values())
     for container in containers(docker_client, docker_stack).values():
         bindings = [b for port in container.attrs["HostConfig"]["PortBindings"].values() for b in port]

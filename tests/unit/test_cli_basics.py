@@ -252,6 +252,8 @@ def test_services_json_prints_each_declaration(services_package, cli):
             "requires": [],
             "calls": [],
             "tools": ["fail", "hello", "shout"],
+            "resources": [],
+            "prompts": [],
         }
     ]
 

@@ -11,7 +11,7 @@ import pytest
 
 import devenv
 
-PUBLIC_MODULES = ["devenv.errors", "devenv.tools", "devenv.cache", "devenv.client"]
+PUBLIC_MODULES = ["devenv.errors", "devenv.tools", "devenv.cache", "devenv.client", "devenv.content", "devenv.context"]
 
 
 def public_members(module_name: str) -> list[str]:

@@ -280,3 +280,84 @@ async def test_closing_the_stream_cancels_the_tool(base_url):
     while not cancelled.is_set() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert cancelled.is_set(), "the tool kept running after its caller went away"
+
+
+# -- 2026-07-28: the log level and the version travel with each request ----------------------
+
+MODERN = "2026-07-28"
+
+
+def modern(http, method, params=None, id=1, name=None, meta=None):
+    params = dict(params or {})
+    params["_meta"] = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        **(meta or {}),
+    }
+    headers = {"mcp-protocol-version": MODERN, "mcp-method": method}
+    if name is not None:
+        headers["mcp-name"] = name
+    return http.post("/mcp", json={"jsonrpc": "2.0", "id": id, "method": method, "params": params}, headers=headers)
+
+
+def test_modern_log_level_in_meta_streams_logs_and_frames_the_answer(http):
+    r = modern(
+        http,
+        "tools/call",
+        {"name": "counted", "arguments": {"n": 1}},
+        name="counted",
+        meta={"io.modelcontextprotocol/logLevel": "debug"},
+    )
+    messages = events(r)
+    assert [m["params"]["data"] for m in messages if m.get("method") == "notifications/message"] == [
+        "counted",
+        "careful",
+    ]
+    assert not [m for m in messages if m.get("method") == "notifications/progress"]  # no token, no progress
+    final = messages[-1]["result"]
+    assert final["resultType"] == "complete"
+    assert final["structuredContent"] == {"result": 1}
+
+
+def test_modern_request_without_log_level_gets_no_logs_even_after_a_legacy_set_level(http):
+    assert rpc(http, "logging/setLevel", {"level": "debug"}).json()["result"] == {}
+    try:
+        r = modern(http, "tools/call", {"name": "counted", "arguments": {"n": 2}}, name="counted")
+        assert r.headers["content-type"] == "application/json"  # nothing to stream: plain JSON
+        assert r.json()["result"]["structuredContent"] == {"result": 2}
+    finally:
+        rpc(http, "logging/setLevel", {"level": "emergency"})
+
+
+def test_modern_unknown_log_level_is_invalid_params(http):
+    r = modern(
+        http,
+        "tools/call",
+        {"name": "counted", "arguments": {"n": 1}},
+        name="counted",
+        meta={"io.modelcontextprotocol/logLevel": "chatty"},
+    )
+    error = r.json()["error"]
+    assert error["code"] == -32602
+    assert "unknown log level 'chatty'" in error["message"]
+
+
+def test_modern_results_of_the_surface_carry_result_type(http):
+    read = modern(http, "resources/read", {"uri": "s://text"}, name="s://text").json()["result"]
+    assert read["resultType"] == "complete"
+    assert read["contents"][0]["text"] == "hello"
+    listed = modern(http, "prompts/list").json()["result"]
+    assert listed["resultType"] == "complete" and "ttlMs" in listed
+
+
+def test_modern_set_level_is_removed(http):
+    r = modern(http, "logging/setLevel", {"level": "info"})
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == -32601
+
+
+def test_modern_missing_feature_is_a_404(bare_url):
+    with httpx.Client(base_url=bare_url, headers=ACCEPT) as bare:
+        r = modern(bare, "prompts/list")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == -32601
