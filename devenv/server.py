@@ -263,7 +263,9 @@ async def _mcp_endpoint(request: Request) -> Response:
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        return _rpc_error(request_id, protocol.INVALID_PARAMS, '"params" must be an object')
+        # 2026-07-28 answers a malformed request 400; the 2025 revisions answered it 200.
+        status = 400 if request.headers.get("mcp-protocol-version") in protocol.MODERN_VERSIONS else 200
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, '"params" must be an object', status)
 
     # The era, per request: a modern `_meta` or a modern (or unknown) version header is 2026-07-28;
     # a legacy header, or none with no modern `_meta`, is the 2025 handshake-based protocol.
