@@ -80,6 +80,38 @@ class Call:
 
 
 MCP_CALL = Call("mcp", PATH, BODY, HEADERS, _mcp_problem)
+# The same call at MCP 2026-07-28: no session either, but every request carries its version and
+# capabilities in params._meta and mirrors method and tool name into headers (both servers check them).
+MODERN_VERSION = "2026-07-28"
+MODERN_CALL = Call(
+    "mcp_2026",
+    PATH,
+    json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": TOOL,
+                "arguments": ARGUMENTS,
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        },
+        separators=(",", ":"),
+    ).encode(),
+    {**HEADERS, "MCP-Protocol-Version": MODERN_VERSION, "Mcp-Method": "tools/call", "Mcp-Name": TOOL},
+    lambda message: _mcp_problem(message) or _modern_problem(message),
+)
+
+
+def _modern_problem(message: Any) -> str | None:
+    result_type = message["result"].get("resultType")
+    return None if result_type == "complete" else f"resultType {result_type!r}, expected 'complete'"
+
+
 REST_CALL = Call(
     "rest", f"/tools/{TOOL}", json.dumps(ARGUMENTS).encode(), {"Content-Type": "application/json"}, _rest_problem
 )
@@ -99,13 +131,15 @@ TARGETS = [
     Target("devenv", "devenv POST /mcp", "benchmarks.servers.devenv_mcp:app"),
     Target("devenv_rest", "devenv POST /tools/echo", "benchmarks.servers.devenv_mcp:app", REST_CALL),
     Target("sdk", "SDK MCPServer, stateless JSON", "benchmarks.servers.sdk_mcp:app"),
+    Target("devenv_2026", "devenv POST /mcp at 2026-07-28", "benchmarks.servers.devenv_mcp:app", MODERN_CALL),
+    Target("sdk_2026", "SDK MCPServer at 2026-07-28", "benchmarks.servers.sdk_mcp:app", MODERN_CALL),
     Target("floor", "bare FastAPI, constant JSON", "benchmarks.servers.fastapi_floor:app"),
     Target("sdk_quiet", "SDK MCPServer, log_level=WARNING", "benchmarks.servers.sdk_mcp_quiet:app", extra=True),
     Target("fastmcp", "FastMCP, stateless JSON", "benchmarks.servers.fastmcp_http:app", extra=True, needs="fastmcp"),
     Target("devenv_served", "devenv as `devenv serve` runs it", "benchmarks.servers.devenv_served:app", extra=True),
     Target("devenv_async_tool", "devenv, `async def` tool", "benchmarks.servers.devenv_async_tool:app", extra=True),
 ]
-HEADLINE = ("devenv", "devenv_rest", "sdk", "floor")
+HEADLINE = ("devenv", "devenv_rest", "sdk", "devenv_2026", "sdk_2026", "floor")
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,9 @@ async def _mcp_endpoint(request: Request) -> Response:
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        return _rpc_error(request_id, protocol.INVALID_PARAMS, '"params" must be an object')
+        # 2026-07-28 answers a malformed request 400; the 2025 revisions answered it 200.
+        status = 400 if request.headers.get("mcp-protocol-version") in protocol.MODERN_VERSIONS else 200
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, '"params" must be an object', status)
 
     # The era, per request: a modern `_meta` or a modern (or unknown) version header is 2026-07-28;
     # a legacy header, or none with no modern `_meta`, is the 2025 handshake-based protocol.
@@ -282,7 +284,7 @@ async def _mcp_endpoint(request: Request) -> Response:
             return _rpc_error(request_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
         return _legacy_answer(request_id, await handler(runtime, request_id, params))
 
-    refused = _check_modern(runtime, headers, method, params, meta)
+    refused = _check_modern(runtime, headers, version, method, params, meta)
     if refused is not None:
         code, text, data, status = refused
         return _rpc_error(request_id, code, text, status, data)
@@ -310,7 +312,9 @@ def _unsupported_version(request_id: Any, requested: Any, supported: tuple[str, 
 _Refusal = tuple[int, str, Any, int]  # JSON-RPC code, message, data, HTTP status
 
 
-def _check_modern(runtime: _Runtime, headers: Any, method: str, params: dict[str, Any], meta: Any) -> _Refusal | None:
+def _check_modern(
+    runtime: _Runtime, headers: Any, header: str | None, method: str, params: dict[str, Any], meta: Any
+) -> _Refusal | None:
     """The 2026-07-28 checks, in the spec's order: the `_meta` envelope (-32602), the headers that
     mirror the body (-32020), the version (-32022), the tool's marked arguments (-32020), the client
     capabilities the request needs (-32021). None when the request may run."""
@@ -330,9 +334,6 @@ def _check_modern(runtime: _Runtime, headers: Any, method: str, params: dict[str
         text = f"params._meta[{protocol.META_CLIENT_CAPABILITIES!r}] must be an object"
         return protocol.INVALID_PARAMS, text, None, 400
     declared = meta[protocol.META_PROTOCOL_VERSION]
-    header = headers.get("mcp-protocol-version")
-    if header is not None:
-        header = header.strip(" \t")
     if header is None:
         return protocol.HEADER_MISMATCH, "Header mismatch: the MCP-Protocol-Version header is required", None, 400
     if header != declared:

@@ -189,6 +189,15 @@ def test_a_malformed_envelope_is_400_invalid_params(http, params):
     assert "_meta" in body["error"]["message"]
 
 
+def test_params_that_are_not_an_object_are_400_invalid_params(http):
+    r = http.post(
+        "/mcp",
+        json={"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": [1]},
+        headers=headers_for("tools/list"),
+    )
+    error_of(r, 400, -32602)
+
+
 def test_the_missing_envelope_keys_are_named(http):
     body = error_of(post(http, "tools/list", ENVELOPE_CASES["no clientCapabilities"]), 400, -32602)
     assert body["error"]["data"] == {"missing": ["io.modelcontextprotocol/clientCapabilities"]}

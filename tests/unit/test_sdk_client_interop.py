@@ -56,3 +56,29 @@ async def test_sdk_client_sees_errors_the_mcp_way(mcp_url, mode):
 async def test_sdk_client_ping(mcp_url):
     async with Client(mcp_url, mode="legacy") as client:
         await client.send_ping()
+
+
+@pytest.fixture(scope="module")
+def wire_mcp_url():
+    from tests.unit.test_mcp_wire_2026 import wire_service
+
+    with serve_in_thread(create_app(wire_service())) as url:
+        yield f"{url}/mcp"
+
+
+async def test_sdk_client_mirrors_marked_arguments_into_the_headers_devenv_checks(wire_mcp_url):
+    async with Client(wire_mcp_url, mode="auto") as client:
+        assert client.protocol_version == "2026-07-28"
+        # The SDK sends Mcp-Param-Region / Mcp-Param-Shard (Base64 for the non-ASCII value);
+        # devenv answers 400 -32020 if they were missing or different.
+        result = await client.call_tool("route", {"region": "köln", "shard": 3, "query": "q"})
+        assert result.is_error is False
+        assert result.structured_content == {"result": "köln/3/q"}
+
+
+async def test_sdk_client_gets_missing_capability_for_an_undeclared_capability(wire_mcp_url):
+    async with Client(wire_mcp_url, mode="auto") as client:
+        with pytest.raises(MCPError) as missing:
+            await client.call_tool("summarise", {"text": "long text"})
+        assert missing.value.error.code == -32021
+        assert missing.value.error.data == {"requiredCapabilities": {"sampling": {}}}
