@@ -276,7 +276,7 @@ class Tool:
         key = self._cache_key(args) if self.cache_ttl else None
         if key and (hit := self.service.cache_get(key)) is not None:
             return orjson.loads(hit)
-        kwargs = self._kwargs(args, context)
+        kwargs = args.__dict__ if self.context_param is None else self._with_context(args, context)
         try:
             if self.is_async:
                 value = run_sync(self.fn(**kwargs))
@@ -315,7 +315,7 @@ class Tool:
             )
             if hit is not None:
                 return orjson.loads(hit)
-        kwargs = self._kwargs(args, context)
+        kwargs = args.__dict__ if self.context_param is None else self._with_context(args, context)
         try:
             if timeout is None:
                 value = await self._invoke(kwargs, thread_sync, False)
@@ -370,10 +370,9 @@ class Tool:
             raise TimedOut  # the tool swallowed the cancellation but ran past its time all the same
         return value
 
-    def _kwargs(self, args: Any, context: Context | None) -> dict[str, Any]:
-        if self.context_param is None:
-            return args.__dict__  # the common case: no copy
-        return {**args.__dict__, self.context_param: context or Context()}
+    def _with_context(self, args: Any, context: Context | None) -> dict[str, Any]:
+        # Only tools that declare a Context get here; the others pass args.__dict__ as it is.
+        return {**args.__dict__, self.context_param: context or Context()}  # type: ignore[dict-item]
 
     async def _invoke(self, kwargs: dict[str, Any], thread_sync: bool, abandon: bool) -> Any:
         if self.is_async:
