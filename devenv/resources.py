@@ -98,7 +98,13 @@ class Resource:
         if self._pattern is None:
             return {} if uri == self.uri else None
         found = self._pattern.match(uri)
-        return None if found is None else {k: unquote(v) for k, v in found.groupdict().items()}
+        if found is None:
+            return None
+        variables = {k: unquote(v) for k, v in found.groupdict().items()}
+        # A variable is one path segment, also once decoded: no %2F, no "." or ".." to climb with.
+        if any("/" in v or v in (".", "..") for v in variables.values()):
+            return None
+        return variables
 
     def complete(self, argument: str, value: Any, arguments: Any) -> dict[str, Any]:
         return run_completer(f"resource template {self.uri!r}", self.completers.get(argument), value, arguments)

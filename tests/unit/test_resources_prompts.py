@@ -99,7 +99,10 @@ async def test_async_reads_give_the_same_json(service):
         assert await service.aread_resource(uri) == service.read_resource(uri)
 
 
-@pytest.mark.parametrize("uri", ["demo://nope", "demo://areas/1/2", "other://readme", "demo://areas/"])
+@pytest.mark.parametrize(
+    "uri",
+    ["demo://nope", "demo://areas/1/2", "other://readme", "demo://areas/", "demo://areas/..", "demo://areas/a%2Fb"],
+)
 def test_an_unknown_uri_is_resource_not_found(service, uri):
     with pytest.raises(ResourceNotFound) as missing:
         service.read_resource(uri)
