@@ -285,3 +285,22 @@ def test_local_target_selection(evaluate):
     assert some.manifest("inbox-agent")["ResourceDependencies"] == ["file-system"]
     env = dict(e.split("=", 1) for e in some.manifest("inbox-agent")["DeployTarget"]["ServeCmd"]["Env"])
     assert env["DEVENV_SERVICES"] == "file-system,inbox-agent"
+
+
+def test_unit_tests_can_be_left_out(evaluate):
+    assert "unit-tests" not in evaluate("--", "--target=local", "--unit-tests=false").names()
+    assert "unit-tests" not in evaluate("--", "--unit-tests=false").names()
+
+
+def test_a_service_without_a_port_fails_by_name(evaluate, tmp_path):
+    package = tmp_path / "portless"
+    (package / "quiet").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "quiet" / "__init__.py").write_text("")
+    (package / "quiet" / "service.py").write_text(
+        "from devenv import Service\n\nservice = Service('quiet')\n\n\n"
+        "@service.tool\ndef hello() -> str:\n    return 'hi'\n"
+    )
+    env = {"DEVENV_SERVICES_PACKAGE": "portless", "PYTHONPATH": str(tmp_path)}
+    with pytest.raises(TiltfileError, match='service "quiet" declares no port: give it Service'):
+        evaluate("--", "--target=local", env=env)
