@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from . import BenchmarkError, cache, chart, clients, innerloop, inprocess, report, startup, wire
+from . import tilt as tilt_loop
 from .inprocess import Budget
 
 RESULTS = Path(__file__).with_name("results")
 DEFAULT_OUTPUT = RESULTS / "latest.json"
-SECTIONS = ["inprocess", "http", "clients", "cache", "startup", "innerloop"]
+SECTIONS = ["inprocess", "http", "clients", "cache", "startup", "innerloop", "tilt"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Settings:
     cache: Budget
     startup: startup.Plan
     innerloop: innerloop.Plan
+    tilt: tilt_loop.Plan
 
 
 # --quick is CI's smoke run: every section, the headline candidates only, well under a minute.
@@ -38,6 +40,7 @@ QUICK = Settings(
     cache=Budget(repetitions=3, seconds_per_repetition=0.05),
     startup=startup.Plan(inprocess=2, local=1, local_reload=0, docker_warm=0, docker_cold=0),
     innerloop=innerloop.Plan(repetitions=2, baseline_repetitions=1, docker=False),
+    tilt=tilt_loop.Plan(repetitions=2),
 )
 FULL = Settings(
     inprocess=Budget(repetitions=5, seconds_per_repetition=1.0),
@@ -46,6 +49,7 @@ FULL = Settings(
     cache=Budget(repetitions=5, seconds_per_repetition=0.5),
     startup=startup.Plan(inprocess=5, local=5, local_reload=3, docker_warm=3, docker_cold=1),
     innerloop=innerloop.Plan(repetitions=5, baseline_repetitions=3, docker=True),
+    tilt=tilt_loop.Plan(repetitions=5),
 )
 
 
@@ -210,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         plan_loop = dataclasses.replace(settings.innerloop, docker=docker)
         _section(document, "innerloop", "Inner loop: edit to live", lambda: innerloop.run(plan_loop))
         print_table("innerloop", report.innerloop_table)
+
+    if "tilt" in args.only:
+        _section(document, "tilt", "Inner loop through Tilt: edit to live", lambda: tilt_loop.run(settings.tilt))
+        print_table("tilt", report.tilt_table)
 
     figures = report.ratios(document)
     document["ratios"] = figures
