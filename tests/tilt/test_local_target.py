@@ -2,7 +2,7 @@
 each /ready, runs the unit tests, and reports "All workloads are healthy"; while it runs, a call
 through each service answers (the inbox agent's through all the others).
 
-Binds 8101-8105 (the services' own ports): run under ``flock /tmp/devenv-stack.lock``.
+Binds the services' own ports (8101-8106): run under ``flock /tmp/devenv-stack.lock``.
 """
 
 from __future__ import annotations
@@ -86,6 +86,9 @@ def test_tilt_ci_local_is_healthy_and_every_service_answers(tilt, folders, tmp_p
         assert "tilt tax.txt" in [e["name"] for e in listed["entries"]]
         notes = _call(port["notifications"], "list_notifications", {"limit": 5})
         assert report["notification_id"] in [n["id"] for n in notes]
+        if "conformance" in port:  # the MCP conformance example: content tools answer on REST too
+            (text,) = _call(port["conformance"], "test_simple_text", {})
+            assert text["type"] == "text" and text["text"]
         assert ci.poll() is None, f"tilt ci stopped while the services were called:\n{_tail(log)}"
 
         assert ci.wait(timeout=600) == 0, _tail(log)
