@@ -37,14 +37,19 @@ class TiltfileError(Exception):
     """The Tiltfile failed to load; ``str()`` is Tilt's stderr."""
 
 
-@pytest.fixture(scope="session")
-def tilt() -> Path:
+def tilt_or_skip(find: Callable[[], Path] = find_tilt) -> Path:
+    """The Tilt to run; else skip naming what is missing, or fail under CI (it has the shared copy)."""
     try:
-        return find_tilt()
+        return find()
     except TiltNotFound as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the real Tilt: {exc}")
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def tilt() -> Path:
+    return tilt_or_skip()
 
 
 @pytest.fixture(scope="session")
