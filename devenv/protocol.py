@@ -135,12 +135,9 @@ def decode_header_value(value: str) -> str | None:
             return base64.b64decode(value[9:-2], validate=True).decode()
         except (ValueError, UnicodeDecodeError):
             return None
-    if any(c not in _HEADER_SAFE for c in value):
-        return None
-    return value
-
-
-_HEADER_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) | {"\t"}
+    if value.isascii() and value.isprintable():  # the usual case, checked in C
+        return value
+    return value if all(c == "\t" or " " <= c <= "~" for c in value) else None
 
 
 def result_response(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import Field
 
-from devenv import Service, create_app
+from devenv import Service, create_app, protocol
 from devenv.config import Settings
 from devenv.errors import ConfigError
 from tests.conftest import serve_in_thread
@@ -364,3 +364,22 @@ def test_legacy_and_modern_requests_interleave(http):
             "structuredContent"
         ] == {"result": "l"}
         assert call(http, "echo", {"text": "m"}).json()["result"]["resultType"] == "complete"
+
+
+@pytest.mark.parametrize(
+    "raw, decoded",
+    [
+        ("us-west1", "us-west1"),
+        ("a\tb", "a\tb"),
+        ("  padded ", "padded"),
+        ("=?base64?SGVsbG8sIOS4lueVjA==?=", "Hello, 世界"),
+        ("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=", "=?base64?literal?="),
+        ("café", None),  # raw non-ASCII: a client must Base64 it
+        ("a\nb", None),
+        ("a\x7fb", None),
+        ("=?base64?not base64?=", None),
+        ("=?base64?/w==?=", None),  # valid Base64, not UTF-8
+    ],
+)
+def test_header_values_decode_as_the_spec_encodes_them(raw, decoded):
+    assert protocol.decode_header_value(raw) == decoded
