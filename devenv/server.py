@@ -136,12 +136,12 @@ class _Runtime:
         self.tool_definitions = [t.definition() for t in service.tools.values()]  # tools/list, built once
         self.timeouts = {t.name: t.timeout or settings.tool_timeout for t in service.tools.values()}
         # 2026-07-28: arguments mirrored into Mcp-Param-* headers, and the client capabilities a tool
-        # needs (a tool sets `client_capabilities`, e.g. {"sampling": {}}), read once here.
+        # needs (`@service.tool(client_capabilities={"sampling": {}})`), read once here.
         self.header_bindings = {
             t.name: b for t in service.tools.values() if (b := param_headers.bindings_for(t.name, t.input_schema))
         }
         self.client_requirements = {
-            t.name: caps for t in service.tools.values() if (caps := getattr(t, "client_capabilities", None))
+            t.name: t.client_capabilities for t in service.tools.values() if t.client_capabilities
         }
         self.server_meta = {protocol.META_SERVER_INFO: {"name": service.name, "version": service.version}}
         self.max_concurrency = settings.max_concurrency
@@ -196,8 +196,7 @@ class _Runtime:
 
     def capabilities(self) -> dict[str, Any]:
         """What server/discover and initialize declare: exactly what this service honours."""
-        declared = getattr(self.service, "capabilities", None)
-        return declared() if callable(declared) else {"tools": {"listChanged": False}}
+        return self.service.capabilities()
 
     def modern_answer(self, request_id: Any, method: str, answer: Response | dict[str, Any]) -> Response:
         """A handler's result as 2026-07-28 sends it: ``resultType``, the server's identity in

@@ -41,12 +41,11 @@ def wire_service() -> Service:
         """Answer where a query would run."""
         return f"{region}/{shard}/{query}"
 
-    @service.tool
+    @service.tool(client_capabilities={"sampling": {}})
     def summarise(text: str) -> str:
         """Pretend to ask the client's model for a summary."""
         return text[:10]
 
-    service.tools["summarise"].client_capabilities = {"sampling": {}}
     return service
 
 
