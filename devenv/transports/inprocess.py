@@ -22,17 +22,35 @@ def _as_json(tool: str, arguments: Any) -> Any:
         raise InvalidArguments(tool, [{"field": "", "message": str(exc), "type": "json_type"}]) from None
 
 
+def _progress_context(options: Any) -> Context | None:
+    on_progress = getattr(options, "on_progress", None)
+    if on_progress is None:
+        return None
+
+    def sink(message: dict[str, Any]) -> None:
+        if message.get("method") == "notifications/progress":
+            params = message["params"]
+            on_progress(params.get("progress"), params.get("total"), params.get("message"))
+
+    return Context(progress_token="in-process", sink=sink)
+
+
 class InProcessTransport(Transport):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def call_tool(self, service: str, tool: str, arguments: dict[str, Any], *, context: Context | None = None) -> Any:
-        """``context`` (a ``Context`` with a sink) receives the tool's progress and log messages."""
+    def call_tool(
+        self, service: str, tool: str, arguments: dict[str, Any], options: Any = None, *, context: Context | None = None
+    ) -> Any:
+        """``context`` (a ``Context`` with a sink) receives the tool's progress and log messages;
+        without one, ``options.on_progress`` (MCPClient's callback) gets the progress."""
+        context = context or _progress_context(options)
         return self.registry.get(service).get_tool(tool).run(_as_json(tool, arguments), context=context)
 
     async def acall_tool(
-        self, service: str, tool: str, arguments: dict[str, Any], *, context: Context | None = None
+        self, service: str, tool: str, arguments: dict[str, Any], options: Any = None, *, context: Context | None = None
     ) -> Any:
+        context = context or _progress_context(options)
         # Sync tools run inline, as a direct call would; the server is what moves them to threads.
         found = self.registry.get(service).get_tool(tool)
         return await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
