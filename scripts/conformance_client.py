@@ -58,9 +58,15 @@ async def run(url: str, scenario: str, context: dict[str, Any]) -> None:
                 print(f"{call['name']} failed: {exc}", file=sys.stderr)
         capabilities = transport._servers[SERVICE].discovered.get("capabilities") or {}
         if "resources" in capabilities or scenario == "http-standard-headers":
-            await _try(client.alist_resources(SERVICE), "resources/list", lambda r: r and client.aread_resource(SERVICE, r[0]["uri"]))
+            await _try(
+                client.alist_resources(SERVICE),
+                "resources/list",
+                lambda r: r and client.aread_resource(SERVICE, r[0]["uri"]),
+            )
         if "prompts" in capabilities or scenario == "http-standard-headers":
-            await _try(client.alist_prompts(SERVICE), "prompts/list", lambda p: p and client.aget_prompt(SERVICE, p[0]["name"]))
+            await _try(
+                client.alist_prompts(SERVICE), "prompts/list", lambda p: p and client.aget_prompt(SERVICE, p[0]["name"])
+            )
     finally:
         await client.aclose()
 
