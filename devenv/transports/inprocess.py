@@ -89,3 +89,22 @@ class InProcessTransport(Transport):
         self, service: str, ref: dict[str, Any], argument: dict[str, Any], context: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         return self.registry.get(service).complete(ref, argument, context)
+
+    # MCPClient's generic entry points (the HTTP transport's shape), mapped onto the above.
+
+    def list_all(self, service: str, method: str, key: str) -> list[dict[str, Any]]:
+        listing = {"resources/list": self.list_resources, "prompts/list": self.list_prompts}
+        return listing[method](service)
+
+    async def alist_all(self, service: str, method: str, key: str) -> list[dict[str, Any]]:
+        return self.list_all(service, method, key)
+
+    def request(self, service: str, method: str, params: dict[str, Any], options: Any = None) -> dict[str, Any]:
+        if method == "resources/read":
+            return self.read_resource(service, params["uri"])
+        return self.get_prompt(service, params["name"], params.get("arguments"))
+
+    async def arequest(self, service: str, method: str, params: dict[str, Any], options: Any = None) -> dict[str, Any]:
+        if method == "resources/read":
+            return await self.aread_resource(service, params["uri"])
+        return await self.aget_prompt(service, params["name"], params.get("arguments"))

@@ -210,9 +210,28 @@ def test_a_callback_that_is_not_callable_is_refused(client):
         client.call("modern/add", {"a": 1, "b": 1}, on_progress="print")
 
 
+class LegacyOnly(Recorder):
+    """A server from before 2026-07-28: it refuses server/discover the way devenv used to."""
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/mcp":
+            from starlette.responses import JSONResponse
+
+            body = (await receive()).get("body", b"")
+            if b"server/discover" in body:
+                error = {"code": -32600, "message": "unsupported", "data": {"supported": ["2025-06-18", "2025-11-25"]}}
+                self.seen.append(({}, {"method": "server/discover"}))
+                return await JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, 400)(scope, receive, send)
+
+            async def first():
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            return await super().__call__(scope, first, send)
+        return await super().__call__(scope, receive, send)
+
+
 def test_a_server_without_2026_07_28_gets_the_legacy_handshake():
-    """devenv's own server (until it speaks 2026-07-28) lists only legacy versions: initialize."""
-    recorder = Recorder(create_app(make_service()))
+    recorder = LegacyOnly(create_app(make_service()))
     with serve_in_thread(recorder) as url:
         with MCPClient(transport=HTTPTransport(resolve=lambda s: url)) as client:
             assert client.call("demo/echo", {"text": "a"}) == "a"
@@ -220,6 +239,46 @@ def test_a_server_without_2026_07_28_gets_the_legacy_handshake():
     assert (server.era, server.version) == ("legacy", "2025-11-25")
     methods = [body["method"] for _, body in recorder.seen]
     assert methods == ["server/discover", "initialize", "notifications/initialized", "tools/list", "tools/call"]
+
+
+def test_devenv_services_are_called_at_2026_07_28():
+    recorder = Recorder(create_app(make_service()))
+    with serve_in_thread(recorder) as url:
+        with MCPClient(transport=HTTPTransport(resolve=lambda s: url)) as client:
+            assert client.call("demo/echo", {"text": "a"}) == "a"
+            server = client.transport._servers["demo"]
+    assert (server.era, server.version) == ("modern", "2026-07-28")
+    assert [body["method"] for _, body in recorder.seen] == ["server/discover", "tools/list", "tools/call"]
+
+
+def test_resources_and_prompts_in_process_match_http():
+    from services.conformance.service import service
+
+    local = MCPClient(services=[service])
+    with serve_in_thread(create_app(service)) as url:
+        with MCPClient(transport=HTTPTransport(resolve=lambda s: url)) as remote:
+            for client in (local, remote):
+                assert "test://static-text" in [r["uri"] for r in client.list_resources("conformance")]
+            assert local.read_resource("conformance", "test://static-text")[0]["text"]
+            assert remote.read_resource("conformance", "test://static-text") == local.read_resource(
+                "conformance", "test://static-text"
+            )
+            names = [p["name"] for p in local.list_prompts("conformance")]
+            assert names == [p["name"] for p in remote.list_prompts("conformance")]
+            simple = names[0]
+            assert (
+                remote.get_prompt("conformance", simple)["messages"]
+                == local.get_prompt("conformance", simple)["messages"]
+            )
+
+
+def test_in_process_progress_reaches_the_callback():
+    from services.conformance.service import service
+
+    progressing = [t for t in service.tools if "progress" in t]
+    seen = []
+    MCPClient(services=[service]).call(f"conformance/{progressing[0]}", {}, on_progress=lambda *a: seen.append(a))
+    assert seen and all(len(event) == 3 for event in seen)
 
 
 def test_era_must_be_known():
