@@ -16,6 +16,7 @@ _EXPORTS = {
     "RedisCache": "cache",
     "cache_from_env": "cache",
     "MCPClient": "client",
+    "TRACEPARENT": "client",
     "Audio": "content",
     "Content": "content",
     "EmbeddedResource": "content",
