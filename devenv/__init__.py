@@ -16,7 +16,6 @@ _EXPORTS = {
     "RedisCache": "cache",
     "cache_from_env": "cache",
     "MCPClient": "client",
-    "TRACEPARENT": "client",
     "Audio": "content",
     "Content": "content",
     "EmbeddedResource": "content",
