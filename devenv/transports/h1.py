@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import select
+import socket
 import ssl
 import threading
 import weakref
@@ -66,6 +68,11 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def _readable(sock: socket.socket) -> bool:
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
 # -- blocking ------------------------------------------------------------------------------------
 
 
@@ -77,9 +84,16 @@ class SyncPool:
         self._lock = threading.Lock()
 
     def _take(self, endpoint: Endpoint, timeout: float) -> http.client.HTTPConnection:
-        with self._lock:
-            idle = self._idle.get(endpoint)
-            conn = idle.pop() if idle else None
+        conn = None
+        while conn is None:
+            with self._lock:
+                idle = self._idle.get(endpoint)
+                conn = idle.pop() if idle else None
+            if conn is None:
+                break
+            if conn.sock is None or _readable(conn.sock):
+                conn.close()  # an idle connection with something to read was closed by the server
+                conn = None
         if conn is None:
             if endpoint.scheme == "https":
                 conn = http.client.HTTPSConnection(

@@ -284,3 +284,32 @@ def test_in_process_progress_reaches_the_callback():
 def test_era_must_be_known():
     with pytest.raises(ValueError, match="era must be"):
         HTTPTransport(era="2026")
+
+
+def test_a_kept_alive_connection_the_server_closed_is_not_reused():
+    """A restarted server (or uvicorn's idle timeout) drops kept-alive connections: a later
+    non-idempotent call, which is never retried, must not be sent on a dead one."""
+    from tests.conftest import free_port
+
+    port = free_port()
+    client = MCPClient(transport=HTTPTransport(resolve=lambda s: f"http://127.0.0.1:{port}", retries=0))
+    with serve_in_thread(create_app(make_service()), port=port):
+        first = client.call("demo/make_box", {"label": "a", "corners": []})
+    with serve_in_thread(create_app(make_service()), port=port):
+        second = client.call("demo/make_box", {"label": "b", "corners": []})
+    client.close()
+    assert first["label"] == "a" and second["label"] == "b"
+
+
+async def test_the_async_pool_drops_connections_the_server_closed():
+    from tests.conftest import free_port
+
+    port = free_port()
+    client = MCPClient(transport=HTTPTransport(resolve=lambda s: f"http://127.0.0.1:{port}", retries=0))
+    with serve_in_thread(create_app(make_service()), port=port):
+        first = await client.acall("demo/make_box", {"label": "a", "corners": []})
+    await asyncio.sleep(0.05)  # the loop sees the server's FIN
+    with serve_in_thread(create_app(make_service()), port=port):
+        second = await client.acall("demo/make_box", {"label": "b", "corners": []})
+    await client.aclose()
+    assert first["label"] == "a" and second["label"] == "b"
