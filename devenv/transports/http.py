@@ -373,7 +373,10 @@ class HTTPTransport(Transport):
             if name is not None:
                 headers["mcp-name"] = mcpheaders.encode(name)
             if arguments is not None and name in server.param_headers:
-                headers.update(mcpheaders.param_headers(server.param_headers[name], arguments))
+                try:
+                    headers.update(mcpheaders.param_headers(server.param_headers[name], arguments))
+                except ValueError as exc:
+                    raise _Unencodable(str(exc)) from None
         else:
             if method != "initialize":
                 headers["mcp-protocol-version"] = server.version
