@@ -5,7 +5,8 @@ benchmark) serves both tools; each client, in this process on CPU 1, makes calls
 back over its own kept-alive connection, timed as the in-process benchmark times its
 candidates (calibrated runs, median of repetitions). The floor is a bare ``http.client``
 keep-alive POST of the same JSON-RPC body: what any Python client pays for the round trip;
-a bare ``httpx.AsyncClient`` POST shows what MCPClient's HTTP library costs by itself.
+a bare ``httpx.AsyncClient`` POST shows what the HTTP library MCPClient used to ride costs by
+itself (MCPClient now has its own lean HTTP/1.1, devenv/transports/h1.py).
 Every client's first answer is checked before it is timed.
 """
 
@@ -26,7 +27,7 @@ from .tool import CALLS, SERVICE
 # (key, what is timed, whether the comparison needs it; extras are skipped by --quick)
 CANDIDATES = [
     ("http_client", "http.client keep-alive POST /mcp (floor)", True),
-    ("httpx", "await httpx.AsyncClient.post(/mcp) (MCPClient's transport)", True),
+    ("httpx", "await httpx.AsyncClient.post(/mcp) (bare httpx, for comparison)", True),
     ("devenv", 'MCPClient(mode="http").call(...)', False),
     ("devenv_async", 'await MCPClient(mode="http").acall(...)', True),
     ("sdk", "await mcp.Client(url).call_tool(...)", True),

@@ -6,14 +6,18 @@ same call is an MCP ``tools/call`` over HTTP to the URL ``devenv.discovery`` res
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from .config import get_settings
 from .tools import Registry, Service, default_registry
-from .transports.base import Transport
+from .transports.base import TRACEPARENT, Transport, check_traceparent
 from .transports.inprocess import InProcessTransport
 
-__all__ = ["MCPClient"]
+__all__ = ["TRACEPARENT", "MCPClient"]
+
+ProgressCallback = Callable[[float, float | None, str | None], Any]
+ElicitCallback = Callable[[dict[str, Any]], Any]
 
 Mode = Literal["auto", "inprocess", "http"]
 
@@ -33,6 +37,12 @@ class MCPClient:
     Over HTTP: ``timeout`` (``DEVENV_TIMEOUT``) bounds a whole call, retries included;
     ``retries`` (``DEVENV_RETRIES``) applies to idempotent tools only; the bearer token is
     ``auth_token`` or ``DEVENV_AUTH_TOKEN`` / ``DEVENV_AUTH_TOKEN_FILE``.
+
+    Per call (or as defaults here): ``on_progress(progress, total, message)`` gets the
+    server's progress notifications; ``on_elicit(params)`` answers a server's request for
+    user input (return the answers as a dict, an ElicitResult, or None to decline); either
+    may be async with ``acall``. ``traceparent`` (else ``TRACEPARENT``'s value, else the
+    active OpenTelemetry span) goes to the server in ``_meta``.
     """
 
     def __init__(
@@ -46,6 +56,8 @@ class MCPClient:
         retries: int | None = None,
         headers: dict[str, str] | None = None,
         auth_token: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_elicit: ElicitCallback | None = None,
     ) -> None:
         if mode not in ("auto", "inprocess", "http"):
             raise ValueError(f"mode must be 'auto', 'inprocess' or 'http', got {mode!r}")
@@ -68,18 +80,56 @@ class MCPClient:
                 transport = InProcessTransport(registry)
         self.transport = transport
         self.mode = "inprocess" if isinstance(transport, InProcessTransport) else "http"
+        self._on_progress, self._on_elicit = on_progress, on_elicit
+        self._plain = self._options(None, None, None)  # the common case, built once
 
     def __repr__(self) -> str:
         return f"MCPClient(mode={self.mode!r})"
 
-    def call(self, uri: str, arguments: dict[str, Any] | None = None) -> Any:
+    def _options(self, on_progress: Any, on_elicit: Any, traceparent: str | None) -> Any:
+        from .transports.http import CallOptions  # no httpx behind it: plain dataclasses
+
+        if traceparent is not None:
+            check_traceparent(traceparent)
+        for name, callback in (("on_progress", on_progress), ("on_elicit", on_elicit)):
+            if callback is not None and not callable(callback):
+                raise TypeError(f"{name} must be callable, got {type(callback).__name__}")
+        return CallOptions(on_progress or self._on_progress, on_elicit or self._on_elicit, traceparent)
+
+    def call(
+        self,
+        uri: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_elicit: ElicitCallback | None = None,
+        traceparent: str | None = None,
+    ) -> Any:
         """Call ``"service/tool"`` with JSON ``arguments`` and return its JSON result."""
         service, tool = split_uri(uri)
-        return self.transport.call_tool(service, tool, arguments or {})
+        options = (
+            self._plain
+            if on_progress is on_elicit is traceparent is None
+            else self._options(on_progress, on_elicit, traceparent)
+        )
+        return self.transport.call_tool(service, tool, arguments or {}, options)
 
-    async def acall(self, uri: str, arguments: dict[str, Any] | None = None) -> Any:
+    async def acall(
+        self,
+        uri: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_elicit: ElicitCallback | None = None,
+        traceparent: str | None = None,
+    ) -> Any:
         service, tool = split_uri(uri)
-        return await self.transport.acall_tool(service, tool, arguments or {})
+        options = (
+            self._plain
+            if on_progress is on_elicit is traceparent is None
+            else self._options(on_progress, on_elicit, traceparent)
+        )
+        return await self.transport.acall_tool(service, tool, arguments or {}, options)
 
     def list_tools(self, service: str) -> list[dict[str, Any]]:
         """The service's tools as MCP ``tools/list`` describes them."""
@@ -87,6 +137,58 @@ class MCPClient:
 
     async def alist_tools(self, service: str) -> list[dict[str, Any]]:
         return await self.transport.alist_tools(service)
+
+    # -- resources and prompts ----------------------------------------------------------------
+
+    def list_resources(self, service: str) -> list[dict[str, Any]]:
+        """The service's resources (``resources/list``, every page)."""
+        return self.transport.list_all(service, "resources/list", "resources")
+
+    async def alist_resources(self, service: str) -> list[dict[str, Any]]:
+        return await self.transport.alist_all(service, "resources/list", "resources")
+
+    def read_resource(self, service: str, uri: str, *, on_elicit: ElicitCallback | None = None) -> list[dict]:
+        """The ``contents`` of resource ``uri`` (each with ``uri`` and ``text`` or ``blob``)."""
+        result = self.transport.request(
+            service, "resources/read", {"uri": _text("uri", uri)}, self._options(None, on_elicit, None)
+        )
+        return result.get("contents", [])
+
+    async def aread_resource(self, service: str, uri: str, *, on_elicit: ElicitCallback | None = None) -> list[dict]:
+        result = await self.transport.arequest(
+            service, "resources/read", {"uri": _text("uri", uri)}, self._options(None, on_elicit, None)
+        )
+        return result.get("contents", [])
+
+    def list_prompts(self, service: str) -> list[dict[str, Any]]:
+        """The service's prompts (``prompts/list``, every page)."""
+        return self.transport.list_all(service, "prompts/list", "prompts")
+
+    async def alist_prompts(self, service: str) -> list[dict[str, Any]]:
+        return await self.transport.alist_all(service, "prompts/list", "prompts")
+
+    def get_prompt(
+        self,
+        service: str,
+        name: str,
+        arguments: dict[str, str] | None = None,
+        *,
+        on_elicit: ElicitCallback | None = None,
+    ) -> dict[str, Any]:
+        """The prompt ``name`` rendered with ``arguments``: ``{"description"?, "messages": [...]}``."""
+        params = {"name": _text("name", name), "arguments": arguments or {}}
+        return self.transport.request(service, "prompts/get", params, self._options(None, on_elicit, None))
+
+    async def aget_prompt(
+        self,
+        service: str,
+        name: str,
+        arguments: dict[str, str] | None = None,
+        *,
+        on_elicit: ElicitCallback | None = None,
+    ) -> dict[str, Any]:
+        params = {"name": _text("name", name), "arguments": arguments or {}}
+        return await self.transport.arequest(service, "prompts/get", params, self._options(None, on_elicit, None))
 
     def close(self) -> None:
         self.transport.close()
@@ -105,3 +207,9 @@ class MCPClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _text(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    return value

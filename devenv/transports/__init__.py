@@ -1,6 +1,6 @@
 """How MCPClient reaches a tool: one small contract, an in-process and an HTTP implementation.
 
-``HTTPTransport`` is imported on first use, so in-process users never load httpx.
+``HTTPTransport`` is imported on first use, so in-process users never load the HTTP client.
 """
 
 from __future__ import annotations

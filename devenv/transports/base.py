@@ -1,17 +1,47 @@
 from __future__ import annotations
 
+import re
+import sys
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["Transport"]
+__all__ = ["TRACEPARENT", "Transport", "current_traceparent", "check_traceparent"]
+
+# The W3C trace parent of the work in progress: set by whoever traces it (devenv's tracing or
+# the caller), read by every MCP request made meanwhile and sent in ``_meta`` (and as a header).
+TRACEPARENT: ContextVar[str | None] = ContextVar("devenv_traceparent", default=None)
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def check_traceparent(value: str) -> str:
+    if not isinstance(value, str) or not _TRACEPARENT.fullmatch(value) or value.startswith("ff"):
+        raise ValueError(
+            f"traceparent must be W3C 'version-traceid-spanid-flags' (e.g. 00-<32 hex>-<16 hex>-01), got {value!r}"
+        )
+    return value
+
+
+def current_traceparent() -> str | None:
+    """The contextvar's trace parent, else the active OpenTelemetry span's (if OpenTelemetry is loaded)."""
+    value = TRACEPARENT.get()
+    if value is not None:
+        return value
+    trace = sys.modules.get("opentelemetry.trace")  # never imported here: only if the app uses it
+    if trace is None:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 class Transport:
     """The contract every transport meets. Results are JSON values; failures are ``DevenvError``s."""
 
-    def call_tool(self, service: str, tool: str, arguments: dict[str, Any]) -> Any:
+    def call_tool(self, service: str, tool: str, arguments: dict[str, Any], options: Any = None) -> Any:
         raise NotImplementedError
 
-    async def acall_tool(self, service: str, tool: str, arguments: dict[str, Any]) -> Any:
+    async def acall_tool(self, service: str, tool: str, arguments: dict[str, Any], options: Any = None) -> Any:
         raise NotImplementedError
 
     def list_tools(self, service: str) -> list[dict[str, Any]]:

@@ -22,17 +22,35 @@ def _as_json(tool: str, arguments: Any) -> Any:
         raise InvalidArguments(tool, [{"field": "", "message": str(exc), "type": "json_type"}]) from None
 
 
+def _progress_context(options: Any) -> Context | None:
+    on_progress = getattr(options, "on_progress", None)
+    if on_progress is None:
+        return None
+
+    def sink(message: dict[str, Any]) -> None:
+        if message.get("method") == "notifications/progress":
+            params = message["params"]
+            on_progress(params.get("progress"), params.get("total"), params.get("message"))
+
+    return Context(progress_token="in-process", sink=sink)
+
+
 class InProcessTransport(Transport):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def call_tool(self, service: str, tool: str, arguments: dict[str, Any], *, context: Context | None = None) -> Any:
-        """``context`` (a ``Context`` with a sink) receives the tool's progress and log messages."""
+    def call_tool(
+        self, service: str, tool: str, arguments: dict[str, Any], options: Any = None, *, context: Context | None = None
+    ) -> Any:
+        """``context`` (a ``Context`` with a sink) receives the tool's progress and log messages;
+        without one, ``options.on_progress`` (MCPClient's callback) gets the progress."""
+        context = context or _progress_context(options)
         return self.registry.get(service).get_tool(tool).run(_as_json(tool, arguments), context=context)
 
     async def acall_tool(
-        self, service: str, tool: str, arguments: dict[str, Any], *, context: Context | None = None
+        self, service: str, tool: str, arguments: dict[str, Any], options: Any = None, *, context: Context | None = None
     ) -> Any:
+        context = context or _progress_context(options)
         # Sync tools run inline, as a direct call would; the server is what moves them to threads.
         found = self.registry.get(service).get_tool(tool)
         return await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
@@ -71,3 +89,22 @@ class InProcessTransport(Transport):
         self, service: str, ref: dict[str, Any], argument: dict[str, Any], context: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         return self.registry.get(service).complete(ref, argument, context)
+
+    # MCPClient's generic entry points (the HTTP transport's shape), mapped onto the above.
+
+    def list_all(self, service: str, method: str, key: str) -> list[dict[str, Any]]:
+        listing = {"resources/list": self.list_resources, "prompts/list": self.list_prompts}
+        return listing[method](service)
+
+    async def alist_all(self, service: str, method: str, key: str) -> list[dict[str, Any]]:
+        return self.list_all(service, method, key)
+
+    def request(self, service: str, method: str, params: dict[str, Any], options: Any = None) -> dict[str, Any]:
+        if method == "resources/read":
+            return self.read_resource(service, params["uri"])
+        return self.get_prompt(service, params["name"], params.get("arguments"))
+
+    async def arequest(self, service: str, method: str, params: dict[str, Any], options: Any = None) -> dict[str, Any]:
+        if method == "resources/read":
+            return await self.aread_resource(service, params["uri"])
+        return await self.aget_prompt(service, params["name"], params.get("arguments"))

@@ -184,7 +184,8 @@ def _recording(transport: HTTPTransport) -> list[float]:
     async def record(seconds: float) -> None:
         delays.append(seconds)
 
-    transport._sleep = record
+    transport._sleep = record  # acall's pause between retries
+    transport._sync_sleep = delays.append  # call's (no event loop behind a sync call)
     return delays
 
 

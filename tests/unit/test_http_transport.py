@@ -30,8 +30,10 @@ def http_client(monkeypatch):
     """``http_client(service, url, **options)``: a remote-mode client pointed at ``url``, closed after the test."""
     made: list[MCPClient] = []
 
-    def make(service: str, url: str, **kwargs) -> MCPClient:
+    def make(service: str, url: str, era: str | None = None, **kwargs) -> MCPClient:
         monkeypatch.setenv(f"DEVENV_URL_{service.upper().replace('-', '_')}", url)
+        if era is not None:
+            kwargs["transport"] = HTTPTransport(era=era, **kwargs.pop("transport_options", {}))
         made.append(MCPClient(mode="http", **kwargs))
         return made[-1]
 
@@ -237,19 +239,26 @@ def sdk_server():
 
 
 @pytest.mark.parametrize(
-    "options, streams",
-    [({}, True), ({"json_response": True, "stateless_http": True}, False)],
-    ids=["sse-with-session", "stateless-json"],
+    "options, era, session",
+    [
+        ({}, "auto", False),
+        ({"json_response": True, "stateless_http": True}, "auto", False),
+        ({}, "legacy", True),
+        ({"json_response": True, "stateless_http": True}, "legacy", False),
+    ],
+    ids=["sse-modern", "stateless-json-modern", "sse-with-session-legacy", "stateless-json-legacy"],
 )
-def test_calls_an_official_sdk_server(http_client, options, streams):
+def test_calls_an_official_sdk_server(http_client, options, era, session):
     app = sdk_server().streamable_http_app(**options)
     with serve_in_thread(app) as url:
-        client = http_client("sdk-demo", url)
+        client = http_client("sdk-demo", url, era=era)
         assert client.call("sdk-demo/add", {"a": 2, "b": 40}) == 42
         assert client.call("sdk-demo/profile", {"name": "ada"}) == {"name": "ada", "len": 3}
         assert client.call("sdk-demo/shout", {"text": "hi"}) == "HI"  # text-only results come back as text
-        session = client.transport._sessions["sdk-demo"]
-        assert (session.session_id is not None) == streams
+        server = client.transport._servers["sdk-demo"]
+        assert server.era == ("modern" if era == "auto" else "legacy")
+        assert server.version == ("2026-07-28" if era == "auto" else "2025-11-25")
+        assert (server.session_id is not None) == session
         with pytest.raises(ToolError) as failed:
             client.call("sdk-demo/boom", {"reason": "nope"})
         with pytest.raises(ToolNotFound):
@@ -272,7 +281,7 @@ def test_sse_responses_are_parsed(http_client):
         await inner(scope, receive, record)
 
     with serve_in_thread(spy) as url:
-        assert http_client("sdk-demo", url).call("sdk-demo/add", {"a": 1, "b": 1}) == 2
+        assert http_client("sdk-demo", url, era="legacy").call("sdk-demo/add", {"a": 1, "b": 1}) == 2
     assert any(kind.startswith("text/event-stream") for kind in seen)
 
 
@@ -281,13 +290,13 @@ def test_a_lost_session_is_renewed(http_client):
     from tests.conftest import free_port
 
     port = free_port()
-    client = http_client("sdk-demo", f"http://127.0.0.1:{port}")
+    client = http_client("sdk-demo", f"http://127.0.0.1:{port}", era="legacy")
     with serve_in_thread(sdk_server().streamable_http_app(), port=port):
         assert client.call("sdk-demo/add", {"a": 1, "b": 2}) == 3
-        first = client.transport._sessions["sdk-demo"].session_id
+        first = client.transport._servers["sdk-demo"].session_id
     with serve_in_thread(sdk_server().streamable_http_app(), port=port):
         assert client.call("sdk-demo/add", {"a": 2, "b": 2}) == 4
-        second = client.transport._sessions["sdk-demo"].session_id
+        second = client.transport._servers["sdk-demo"].session_id
     assert first and second and first != second
 
 
