@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PINS = ROOT / "scripts" / "conformance_client"
-CACHE = ROOT / ".cache" / "conformance-client"
+PINS = ROOT / "scripts" / "conformance"  # the pin scripts/conformance.sh uses
+CACHE = ROOT / ".cache" / "conformance"  # and its install
 SCENARIOS = [
     "tools_call",
     "request-metadata",
