@@ -91,14 +91,14 @@ class RedisCache:
 
     blocking = True
 
-    def __init__(self, url: str, *, timeout: float = 1.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 1.0, password: str | None = None) -> None:
         import redis  # imported here so the CLI and in-process users never pay for it
 
         self.url = url
         self._errors = (redis.RedisError, OSError)
         self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
-        )
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30, password=password
+        )  # a password in the URL wins; the cluster passes it from a file instead
 
     def _do(self, op, *args):
         try:
@@ -152,5 +152,5 @@ def cache_from_env(environ: dict[str, str] | None = None) -> Cache:
     """``RedisCache`` when ``REDIS_URL`` is set, else a fresh ``MemoryCache``."""
     from .config import get_settings
 
-    url = get_settings(environ).redis_url
-    return RedisCache(url) if url else MemoryCache()
+    settings = get_settings(environ)
+    return RedisCache(settings.redis_url, password=settings.redis_password) if settings.redis_url else MemoryCache()

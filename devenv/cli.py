@@ -357,3 +357,66 @@ def env(target: _Target = "local", state_dir: _StateDir = None) -> None:
 
 if __name__ == "__main__":  # `python -m devenv.cli`, as the local stack starts services
     main()
+
+
+# -- the kit: generate, check, new (run in the project folder) ------------------------------
+
+
+def _project():
+    """The project folder (the current one) and its services package."""
+    from pathlib import Path
+
+    from .config import get_settings
+
+    return Path.cwd(), get_settings().services_package
+
+
+@app.command()
+def generate() -> None:
+    """Write the Kubernetes files derived from the Service(...) declarations (k8s/**/generated, k8s/base/services)."""
+    from .kit.check import load_services
+    from .kit.manifests import generated_files, write_generated
+
+    root, package = _project()
+    services, problems = load_services(root, package)
+    if problems:
+        raise _fail("\n".join(map(str, problems)))
+    touched = write_generated(root, generated_files(services, package))
+    typer.echo(f"wrote {', '.join(touched)}" if touched else f"up to date ({len(services)} services)")
+
+
+@app.command()
+def check() -> None:
+    """Name every file that disagrees with the Service(...) declarations (manifests, policies, overlays, .env.example, tests)."""
+    from .kit.check import check_project
+
+    root, package = _project()
+    problems = check_project(root, package)
+    for problem in problems:
+        typer.secho(f"- {problem}", fg=typer.colors.RED, err=True)
+    if problems:
+        raise _fail(f"{len(problems)} inconsistenc{'y' if len(problems) == 1 else 'ies'} (see above)")
+    typer.echo("consistent: every service's manifests, policies, overlay entries, settings and tests match its declaration")
+
+
+@app.command()
+def new(name: Annotated[str, typer.Argument(help="The new service's name, lowercase words joined by '-'")]) -> None:
+    """Scaffold a working service: package, one example tool, its unit test and the generated manifests."""
+    from .errors import DevenvError
+    from .kit.check import load_services
+    from .kit.manifests import generated_files, write_generated
+    from .kit.scaffold import new_service
+    from .tools import Registry
+
+    root, package = _project()
+    try:
+        written = new_service(root, name, package, Registry(package))
+    except DevenvError as exc:
+        raise _fail(str(exc)) from None
+    services, problems = load_services(root, package)
+    if problems:
+        raise _fail("\n".join(map(str, problems)))
+    written += write_generated(root, generated_files(services, package))
+    for path in written:
+        typer.echo(f"  wrote {path}")
+    typer.echo(f"service {name!r} is ready: edit {written[1]}, then `make test` and `.venv/bin/devenv up`")

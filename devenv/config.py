@@ -21,6 +21,7 @@ __all__ = [
     "Settings",
     "get_settings",
     "is_secret_key",
+    "read_secret",
     "redact",
     "redact_mapping",
     "register_secret",
@@ -69,6 +70,34 @@ def _list(environ: Mapping[str, str], key: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in environ.get(key, "").split(",") if item.strip())
 
 
+def read_secret(key: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A secret's value: ``$KEY``, else the content of the file ``$KEY_FILE`` names (a mounted Secret).
+
+    Every secret setting accepts both, so the cluster mounts secrets as files while ``.env`` keeps
+    plain values; a value read from a file is registered for redaction (no variable holds it).
+    """
+    if environ is None:
+        _load_dotenv_once()
+        environ = os.environ
+    value = environ.get(key, "").strip()
+    if value:
+        return value
+    path = environ.get(f"{key}_FILE", "").strip()
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = f.read().strip()
+    except FileNotFoundError:
+        return None  # a declared secret the Secret does not hold: its mount has no such file
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}_FILE={path!r} cannot be read: {type(exc).__name__}") from None  # never the content
+    if not value:
+        raise ConfigError(f"{key}_FILE={path!r} is empty")
+    register_secret(value)
+    return value
+
+
 def _auth_token(environ: Mapping[str, str]) -> str | None:
     """``DEVENV_AUTH_TOKEN``, else the first line of ``DEVENV_AUTH_TOKEN_FILE`` (a mounted Secret)."""
     token = environ.get("DEVENV_AUTH_TOKEN", "").strip()
@@ -98,6 +127,8 @@ def _auth_token(environ: Mapping[str, str]) -> str | None:
 class Settings:
     k8s_mode: bool = False
     redis_url: str | None = None
+    #: Redis's password when ``REDIS_URL`` carries none: ``REDIS_PASSWORD`` or ``REDIS_PASSWORD_FILE``.
+    redis_password: str | None = field(default=None, repr=False)
     url_template: str | None = None
     #: Client: the most one call may take, retries included (seconds).
     timeout: float = 30.0
@@ -133,6 +164,7 @@ class Settings:
         return cls(
             k8s_mode=_flag(environ, "K8S_MODE"),
             redis_url=environ.get("REDIS_URL") or None,
+            redis_password=read_secret("REDIS_PASSWORD", environ),
             url_template=environ.get("DEVENV_URL_TEMPLATE") or None,
             timeout=_number(environ, "DEVENV_TIMEOUT", 30.0),
             retries=_number(environ, "DEVENV_RETRIES", 10, int, zero=True),

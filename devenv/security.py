@@ -206,8 +206,11 @@ return tostring(wait)
 class RedisRateLimiter:
     """The same bucket in Redis, shared by every replica; in memory while Redis fails."""
 
-    def __init__(self, url: str, rate: float, burst: int, *, prefix: str, timeout: float = 0.5) -> None:
+    def __init__(
+        self, url: str, rate: float, burst: int, *, prefix: str, timeout: float = 0.5, password: str | None = None
+    ) -> None:
         self.url = url
+        self.password = password
         self.rate = rate
         self.burst = burst
         self.prefix = prefix
@@ -223,7 +226,7 @@ class RedisRateLimiter:
             import redis.asyncio
 
             self._client = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, password=self.password
             )
             self._script = self._client.register_script(_BUCKET_LUA)
         return self._client
@@ -258,7 +261,13 @@ def rate_limiter(settings: Settings, service: str) -> RateLimiter | None:
         return None
     burst = settings.rate_burst or max(1, math.ceil(settings.rate_limit))
     if settings.redis_url:
-        return RedisRateLimiter(settings.redis_url, settings.rate_limit, burst, prefix=f"devenv:ratelimit:{service}")
+        return RedisRateLimiter(
+            settings.redis_url,
+            settings.rate_limit,
+            burst,
+            prefix=f"devenv:ratelimit:{service}",
+            password=settings.redis_password,
+        )
     return MemoryRateLimiter(settings.rate_limit, burst)
 
 

@@ -55,6 +55,9 @@ WRAPPED_KEY = "x-devenv-wrapped"
 CACHE_RETRY_INTERVAL = 1.0
 _SLOW_CACHE_FAILURE = 0.1
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
+_MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|K|M|G)?$")
 _TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 _ARGS_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
 _ANY_SECTION = re.compile(
@@ -430,6 +433,12 @@ class Service:
     ``DEVENV_URL_TEMPLATE``); ``requires=("cache",)`` makes ``/ready`` fail while the
     cache backend (Redis) is unreachable; ``calls`` names the services its tools call
     through ``MCPClient`` (Tilt's resource dependencies and the NetworkPolicies follow it).
+
+    What the cluster path derives from it as well (``devenv generate`` writes the manifests):
+    ``secrets`` names the keys of the Secret ``devenv-secrets`` the service reads (mounted as
+    files, read with ``service.secret(KEY)``; ``.env`` or ``KEY`` / ``KEY_FILE`` elsewhere),
+    ``settings`` the plain settings it reads (documented in ``.env.example``), ``replicas`` its
+    count in the prod overlay and ``cpu`` / ``memory`` its container limits.
     """
 
     def __init__(
@@ -441,6 +450,11 @@ class Service:
         port: int | None = None,
         requires: tuple[str, ...] = (),
         calls: tuple[str, ...] = (),
+        secrets: tuple[str, ...] = (),
+        settings: tuple[str, ...] = (),
+        replicas: int = 2,
+        cpu: str = "500m",
+        memory: str = "256Mi",
         debug: bool = False,
     ) -> None:
         if not _SERVICE_NAME.match(name):
@@ -451,8 +465,23 @@ class Service:
         bad_calls = [c for c in calls if not isinstance(c, str) or not _SERVICE_NAME.match(c) or c == name]
         if bad_calls:
             raise ConfigError(f"service {name!r}: calls={bad_calls!r} must name other services, like 'jd-classifier'")
+        for kind, keys in (("secrets", secrets), ("settings", settings)):
+            bad = [k for k in keys if not isinstance(k, str) or not _ENV_KEY.match(k)]
+            if bad:
+                raise ConfigError(f"service {name!r}: {kind}={bad!r} must be environment variable names, like 'API_KEY'")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+            raise ConfigError(f"service {name!r}: replicas={replicas!r} must be a whole number of at least 1")
+        if not isinstance(cpu, str) or not _CPU.match(cpu):
+            raise ConfigError(f"service {name!r}: cpu={cpu!r} must be a Kubernetes CPU quantity, like '500m' or '1'")
+        if not isinstance(memory, str) or not _MEMORY.match(memory):
+            raise ConfigError(f"service {name!r}: memory={memory!r} must be a Kubernetes memory quantity, like '256Mi'")
         self.name = name
         self.version = version
+        self.secrets = tuple(secrets)
+        self.settings = tuple(settings)
+        self.replicas = replicas
+        self.cpu = cpu
+        self.memory = memory
         self.instructions = instructions
         self.port = port
         self.requires = tuple(requires)
@@ -483,6 +512,10 @@ class Service:
             "port": self.port,
             "requires": list(self.requires),
             "calls": list(self.calls),
+            "secrets": list(self.secrets),
+            "settings": list(self.settings),
+            "replicas": self.replicas,
+            "limits": {"cpu": self.cpu, "memory": self.memory},  # the container's, in the cluster
             "tools": sorted(self.tools),
             "resources": list(self.resources),
             "prompts": sorted(self.prompts),
@@ -502,6 +535,14 @@ class Service:
         if any(t.context_param for t in self.tools.values()):
             caps["logging"] = {}  # a tool with a Context can send log messages
         return caps
+
+    def secret(self, key: str) -> str | None:
+        """The value of a secret this service declares: ``$KEY``, else the file ``$KEY_FILE`` names."""
+        if key not in self.secrets:
+            raise ConfigError(f"service {self.name!r} reads secret {key!r} without declaring it: add it to secrets=(...)")
+        from .config import read_secret
+
+        return read_secret(key)
 
     def tool(
         self,
