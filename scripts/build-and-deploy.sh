@@ -17,7 +17,8 @@
 #
 # Order: build → load/push → Secret and ConfigMap from .env (scripts/setup-from-env.sh into the
 # git-ignored k8s/generated/) → namespace → Secret and ConfigMap → the overlay, with the new
-# image tags → `kubectl rollout status` for Redis and every Deployment.
+# image tags set by kustomize `images:` (with a registry: scripts/set-registry.sh, which the prod
+# overlay needs) → `kubectl rollout status` for Redis and every Deployment.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -101,14 +102,29 @@ done
 step "Secret and ConfigMap from .env"
 "$ROOT/scripts/setup-from-env.sh" --out "$GENERATED" --namespace "$NAMESPACE"
 
+if [[ -n "$REGISTRY" ]]; then  # the prod overlay's registry Component (kustomize images:, no sed)
+  DEVENV_REGISTRY="$REGISTRY" DEVENV_IMAGE_TAG="$TAG" "$ROOT/scripts/set-registry.sh" --out "$GENERATED/registry"
+fi
+# The overlay with this run's images: a throwaway kustomization over it whose `images:` name
+# each service's image and tag (the same transformer the overlays use; no rewriting of YAML).
+wrapper="$GENERATED/deploy"
+mkdir -p "$wrapper"
+{
+  echo "# Written by scripts/build-and-deploy.sh for one deploy (tag $TAG); git-ignored."
+  echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+  echo "kind: Kustomization"
+  echo "resources:"
+  echo "  - $(realpath --relative-to="$wrapper" "$OVERLAY")"
+  echo "images:"
+  for service in "${services[@]}"; do
+    image="$(image_of "$service")"
+    printf '  - name: devenv/%s\n    newName: %s\n    newTag: "%s"\n' "$service" "${image%:*}" "$TAG"
+  done
+} >"$wrapper/kustomization.yaml"
+
 rendered="$GENERATED/rendered.yaml"
 step "rendering $OVERLAY with tag $TAG"
-kubectl kustomize "$OVERLAY" >"$rendered.tmp"
-for service in "${services[@]}"; do
-  # kustomize writes each image on one line: `image: devenv/<service>[:tag]`
-  sed -E -i.bak "s#^([[:space:]]*(- )?image: )devenv/$service(:[^[:space:]]*)?\$#\1$(image_of "$service")#" "$rendered.tmp"
-done
-rm -f "$rendered.tmp.bak"
+kubectl kustomize "$wrapper" >"$rendered.tmp"
 mv -f "$rendered.tmp" "$rendered"
 
 step "applying to ${CONTEXT:-the current context}, namespace $NAMESPACE"

@@ -7,6 +7,7 @@ what a hand-written patch or a hand edit broke.
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import DevenvError
-from ..tools import Registry, Service
+from ..tools import Registry, Service, _split_docstring
 from .manifests import GENERATED_MARK, generated_files, image_of, leftovers, service_manifest_path
 from .policy import allows
 
@@ -77,8 +78,8 @@ def _declarations(root: Path, package: str, services: list[Service]) -> list[Pro
                 Problem(source, f"{source} calls '{callee}' through MCPClient but does not declare it: add it to calls=(...) (its NetworkPolicy follows)")
             )
         for tool in s.tools.values():
-            if not (tool.fn.__doc__ or "").strip():
-                problems.append(Problem(source, f"{source}: tool '{s.name}/{tool.name}' has no docstring; write one (it is the description clients see)"))
+            if not _split_docstring(inspect.getdoc(tool.fn) or "")[0]:
+                problems.append(Problem(source, f"{source}: tool '{s.name}/{tool.name}' has no description in its docstring; write one (it is what clients see)"))
         test = unit_test_path(package, s.name)
         if not (root / test).is_file():
             problems.append(Problem(test, f"service '{s.name}' has no unit test: write {test}"))

@@ -66,7 +66,7 @@ def validate_name(name: str, registry: Registry, root: Path, package: str) -> st
     if not _NAME.match(name):
         raise ConfigError(f"{name!r} is not a valid service name: use lowercase words joined by '-', like 'weather' or 'jd-classifier'")
     module = name.replace("-", "_")
-    if keyword.iskeyword(module) or keyword.issoftkeyword(module):
+    if keyword.iskeyword(module):
         raise ConfigError(f"{name!r} cannot be a service name: {module!r} is a Python keyword, so {package}/{module}/ could not be imported")
     if name in registry.names() or (root / package / module).exists():
         raise ConfigError(f"service {name!r} exists already ({package}/{module}/); choose another name")

@@ -37,10 +37,29 @@ def kubectl() -> str:
     return kubectl_path()
 
 
+#: The registry the tests choose for the prod overlay (scripts/set-registry.sh), and the tag.
+TEST_REGISTRY = "registry.test.invalid/team"
+TEST_TAG = "t1"
+
+
+def with_registry(tmp: Path) -> Path:
+    """A copy of k8s/ whose prod overlay has its registry chosen by the real scripts/set-registry.sh."""
+    shutil.copytree(K8S, tmp / "k8s", ignore=shutil.ignore_patterns("generated"))
+    env = {**os.environ, "DEVENV_REGISTRY": TEST_REGISTRY, "DEVENV_IMAGE_TAG": TEST_TAG}
+    out = tmp / "k8s" / "generated" / "registry"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "set-registry.sh"), "--out", str(out)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "k8s"
+
+
 @pytest.fixture(scope="session")
-def rendered(kubectl: str) -> dict[str, list[dict[str, Any]]]:
-    """Overlay name ("base", "dev", "prod") → its rendered objects."""
-    return {name: render(path) for name, path in OVERLAYS.items()}
+def rendered(kubectl: str, tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
+    """Overlay name ("base", "dev", "prod") → its rendered objects (prod with a registry chosen)."""
+    k8s = with_registry(tmp_path_factory.mktemp("k8s"))
+    paths = {**OVERLAYS, "prod": k8s / "overlays" / "prod"}
+    return {name: render(path) for name, path in paths.items()}
 
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

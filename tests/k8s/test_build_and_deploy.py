@@ -25,7 +25,7 @@ def project(tmp_path: Path) -> Path:
     """A copy of what the script reads (scripts, k8s, Dockerfile, services/*/service.py), outside any git repo."""
     root = tmp_path / "project"
     (root / "scripts").mkdir(parents=True)
-    for script in ("build-and-deploy.sh", "setup-from-env.sh"):
+    for script in ("build-and-deploy.sh", "setup-from-env.sh", "set-registry.sh"):
         shutil.copy2(ROOT / "scripts" / script, root / "scripts" / script)
     shutil.copytree(ROOT / "k8s", root / "k8s", ignore=shutil.ignore_patterns("generated"))
     for service in SERVICES:
@@ -83,13 +83,15 @@ def test_kind_order_build_load_config_apply_wait(project, world):
     rest = commands[1 + 2 * len(builds) :]
     ordered = [
         next(i for i, c in enumerate(rest) if "create secret generic devenv-secrets" in c),
-        rest.index("kubectl kustomize <project>/k8s/overlays/dev"),
+        rest.index("kubectl kustomize <project>/k8s/generated/deploy"),  # k8s/overlays/dev with this run's images
         next(i for i, c in enumerate(rest) if "create namespace devenv" in c),
         next(i for i, c in enumerate(rest) if c.endswith("-f <project>/k8s/generated/configmap.yaml")),
         next(i for i, c in enumerate(rest) if c.endswith("apply -f <project>/k8s/generated/rendered.yaml")),
         next(i for i, c in enumerate(rest) if "rollout status statefulset/redis" in c),
     ]
     assert ordered == sorted(ordered), rest
+    wrapper = yaml.safe_load((project / "k8s" / "generated" / "deploy" / "kustomization.yaml").read_text())
+    assert wrapper["resources"] == ["../../overlays/dev"]
     waits = [c for c in rest if "rollout status" in c]
     assert waits == [
         f"kubectl --context kind-devenv rollout status {w} --namespace devenv --timeout 300s"
@@ -114,7 +116,13 @@ def test_registry_pushes_and_deploys_prod(project, world):
     assert [c for c in commands if c.startswith("docker push")] == [
         f"docker push registry.example.com/team/devenv/{s}:t1" for s in SERVICES
     ]
-    assert any(c.endswith("kustomize " + str(project / "k8s" / "overlays" / "prod")) for c in commands)
+    assert any(c.endswith("kustomize " + str(project / "k8s" / "generated" / "deploy")) for c in commands)
+    wrapper = yaml.safe_load((project / "k8s" / "generated" / "deploy" / "kustomization.yaml").read_text())
+    assert wrapper["resources"] == ["../../overlays/prod"]
+    registry = yaml.safe_load((project / "k8s" / "generated" / "registry" / "kustomization.yaml").read_text())
+    assert {i["name"]: f"{i['newName']}:{i['newTag']}" for i in registry["images"]} == {
+        f"devenv/{s}": f"registry.example.com/team/devenv/{s}:t1" for s in SERVICES
+    }
     assert not any("--context" in c for c in commands), "with a registry the current context is used"
     deployments = [d for d in applied_manifest(world) if d["kind"] == "Deployment"]
     assert {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments} == {

@@ -157,19 +157,38 @@ def test_pods_are_scraped_by_prometheus(rendered, overlay):
 
 
 @pytest.mark.parametrize("overlay", list(OVERLAYS))
-def test_env_comes_from_a_configmap_and_the_secret(rendered, overlay):
+def test_env_comes_from_configmaps_and_secrets_only_as_declared_files(rendered, overlay):
     objects = rendered[overlay]
     configmaps = by_name(objects, "ConfigMap")
+    registry = Registry("services")
     for name, deployment in deployments(objects).items():
-        sources = container(deployment)["envFrom"]
-        config_refs = [s["configMapRef"]["name"] for s in sources if "configMapRef" in s]
-        secret_refs = [s["secretRef"] for s in sources if "secretRef" in s]
+        c = container(deployment)
+        config_refs = [s["configMapRef"]["name"] for s in c["envFrom"] if "configMapRef" in s]
         generated = [ref for ref in config_refs if ref.startswith("devenv-config-")]
         assert generated and generated[0] in configmaps, f"{name}: the generated devenv-config is not referenced"
-        assert secret_refs == [{"name": "devenv-secrets"}], f"{name}: the Secret must be required, not optional"
-        env = {e["name"]: e for e in container(deployment)["env"]}
-        assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "devenv-secrets", "key": "REDIS_PASSWORD"}
-        assert env["REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@redis-service:6379/0"
+        assert not [s for s in c["envFrom"] if "secretRef" in s], f"{name}: the whole Secret must not become env"
+        assert not [e for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})], name
+        # The secrets: one projected volume of exactly Redis's password and the declared keys, as files.
+        volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "secrets")
+        keys = [i["key"] for src in volume["projected"]["sources"] for i in src["secret"]["items"]]
+        assert sorted(keys) == sorted(["REDIS_PASSWORD", *registry.get(name).secrets]), name
+        assert {m["mountPath"] for m in c["volumeMounts"] if m["name"] == "secrets"} == {"/etc/devenv/secrets"}
+        config = configmaps[generated[0]]["data"]
+        assert config["REDIS_URL"] == "redis://redis-service:6379/0", "no password in the URL"
+        assert config["REDIS_PASSWORD_FILE"] == "/etc/devenv/secrets/REDIS_PASSWORD"
+
+
+def test_redis_password_never_on_a_command_line_or_in_env(rendered):
+    redis = by_name(rendered["base"], "StatefulSet")["redis"]
+    c = container(redis)
+    assert "REDIS_PASSWORD" not in " ".join(c.get("args", [])), "a command line is visible in ps"
+    assert "$(REDIS_PASSWORD)" not in " ".join(c["command"])
+    assert not c.get("env"), "the password must come from the mounted file, not the environment"
+    assert "requirepass $(cat /etc/redis-secret/REDIS_PASSWORD)" in c["command"][-1]
+    assert c["command"][-1].lstrip().startswith("exec redis-server -"), "redis-server stays PID 1 and reads stdin"
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/redis-secret")
+    volume = next(v for v in redis["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "devenv-secrets"
 
 
 def test_replicas_one_in_dev_two_in_prod(rendered):
@@ -276,12 +295,11 @@ def test_generated_folder_is_git_ignored():
 def test_redis_is_a_statefulset_with_a_volume_and_aof(rendered, overlay):
     redis = by_name(rendered[overlay], "StatefulSet")["redis"]
     c = container(redis)
-    args = c["args"]
-    assert args[args.index("--appendonly") + 1] == "yes"
-    assert args[args.index("--dir") + 1] == "/data"
-    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    script = c["command"][-1]
+    assert "--appendonly yes" in script and "--dir /data" in script
     (claim,) = redis["spec"]["volumeClaimTemplates"]
-    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]} == {claim["metadata"]["name"]: "/data"}
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts == {claim["metadata"]["name"]: "/data", "password": "/etc/redis-secret"}
     assert c["readinessProbe"] and c["livenessProbe"]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
@@ -519,7 +537,7 @@ def test_the_policy_check_notices_a_missing_and_an_extra_rule(rendered):
     policies = of_kind(objects, "NetworkPolicy")
     agent, classifier = peers["inbox-agent"], peers["jd-classifier"]
     assert allowed(policies, agent, classifier, 8080)
-    without = [p for p in policies if p["metadata"]["name"] != "inbox-agent-egress-services"]
+    without = [p for p in policies if p["metadata"]["name"] != "inbox-agent-egress-calls"]
     assert not allowed(without, agent, classifier, 8080)
     assert not allowed(policies, classifier, agent, 8080)
     allow_all = {
