@@ -387,7 +387,7 @@ def generate() -> None:
 
 @app.command()
 def check() -> None:
-    """Name every file that disagrees with the Service(...) declarations (manifests, policies, overlays, .env.example, tests)."""
+    """Name every file that disagrees with the Service(...) declarations (manifests, overlays, tests ...)."""
     from .kit.check import check_project
 
     root, package = _project()
@@ -396,7 +396,9 @@ def check() -> None:
         typer.secho(f"- {problem}", fg=typer.colors.RED, err=True)
     if problems:
         raise _fail(f"{len(problems)} inconsistenc{'y' if len(problems) == 1 else 'ies'} (see above)")
-    typer.echo("consistent: every service's manifests, policies, overlay entries, settings and tests match its declaration")
+    typer.echo(
+        "consistent: every service's manifests, policies, overlay entries, settings and tests match its declaration"
+    )
 
 
 @app.command()

@@ -468,7 +468,9 @@ class Service:
         for kind, keys in (("secrets", secrets), ("settings", settings)):
             bad = [k for k in keys if not isinstance(k, str) or not _ENV_KEY.match(k)]
             if bad:
-                raise ConfigError(f"service {name!r}: {kind}={bad!r} must be environment variable names, like 'API_KEY'")
+                raise ConfigError(
+                    f"service {name!r}: {kind}={bad!r} must be environment variable names, like 'API_KEY'"
+                )
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
             raise ConfigError(f"service {name!r}: replicas={replicas!r} must be a whole number of at least 1")
         if not isinstance(cpu, str) or not _CPU.match(cpu):
@@ -539,7 +541,9 @@ class Service:
     def secret(self, key: str) -> str | None:
         """The value of a secret this service declares: ``$KEY``, else the file ``$KEY_FILE`` names."""
         if key not in self.secrets:
-            raise ConfigError(f"service {self.name!r} reads secret {key!r} without declaring it: add it to secrets=(...)")
+            raise ConfigError(
+                f"service {self.name!r} reads secret {key!r} without declaring it: add it to secrets=(...)"
+            )
         from .config import read_secret
 
         return read_secret(key)

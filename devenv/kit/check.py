@@ -71,22 +71,39 @@ def _declarations(root: Path, package: str, services: list[Service]) -> list[Pro
             by_port.setdefault(s.port, []).append(s)
         for callee in s.calls:
             if callee not in names:
-                problems.append(Problem(source, f"{source}: service '{s.name}' calls '{callee}', which is no service here; fix calls=(...)"))
+                problems.append(
+                    Problem(
+                        source,
+                        f"{source}: service '{s.name}' calls '{callee}', which is no service here; fix calls=(...)",
+                    )
+                )
         text = (root / source).read_text() if (root / source).is_file() else ""
         for callee in sorted(set(_CALL.findall(text)) - set(s.calls)):
             problems.append(
-                Problem(source, f"{source} calls '{callee}' through MCPClient but does not declare it: add it to calls=(...) (its NetworkPolicy follows)")
+                Problem(
+                    source,
+                    f"{source} calls '{callee}' through MCPClient but does not declare it: add it to calls=(...)"
+                    " (its NetworkPolicy follows)",
+                )
             )
         for tool in s.tools.values():
             if not _split_docstring(inspect.getdoc(tool.fn) or "")[0]:
-                problems.append(Problem(source, f"{source}: tool '{s.name}/{tool.name}' has no description in its docstring; write one (it is what clients see)"))
+                problems.append(
+                    Problem(
+                        source,
+                        f"{source}: tool '{s.name}/{tool.name}' has no description in its docstring;"
+                        " write one (it is what clients see)",
+                    )
+                )
         test = unit_test_path(package, s.name)
         if not (root / test).is_file():
             problems.append(Problem(test, f"service '{s.name}' has no unit test: write {test}"))
     for port, group in sorted(by_port.items()):
         if len(group) > 1:
             files = " and ".join(f"{package_dir(root, package, s.name)}/service.py" for s in group)
-            problems.append(Problem(files.split(" and ")[-1], f"{files} both use port {port}: give each service its own port"))
+            problems.append(
+                Problem(files.split(" and ")[-1], f"{files} both use port {port}: give each service its own port")
+            )
     return problems
 
 
@@ -100,7 +117,11 @@ def _env_example(root: Path, package: str, services: list[Service]) -> list[Prob
             for key in keys:
                 if not re.search(_ENV_DOC.format(key=re.escape(key)), text, re.MULTILINE):
                     problems.append(
-                        Problem(".env.example", f".env.example does not document {key}, a {kind} {source} reads: add a commented `# {key}=` line saying what it is")
+                        Problem(
+                            ".env.example",
+                            f".env.example does not document {key}, a {kind} {source} reads:"
+                            f" add a commented `# {key}=` line saying what it is",
+                        )
                     )
     return problems
 
@@ -117,7 +138,11 @@ def _generated(root: Path, package: str, services: list[Service]) -> list[Proble
         elif target.read_text() != text:
             why = "edited by hand" if not target.read_text().startswith(GENERATED_MARK) else "out of date"
             problems.append(
-                Problem(path, f"{path} is {why} (it is generated from the Service(...) declarations; customise with a kustomize patch instead); {GENERATE}")
+                Problem(
+                    path,
+                    f"{path} is {why} (it is generated from the Service(...) declarations;"
+                    f" customise with a kustomize patch instead); {GENERATE}",
+                )
             )
     for path in leftovers(root, expected):
         problems.append(Problem(path, f"{path} belongs to no service under {package}/; {GENERATE} (it removes it)"))
@@ -168,29 +193,54 @@ def _objects(objects: list[dict[str, Any]], overlay: str, services: list[Service
         manifest = service_manifest_path(s.name)
         deployment = deployments.get(s.name)
         if deployment is None:
-            problems.append(Problem(manifest, f"{overlay} has no Deployment '{s.name}': {manifest} must define it; {GENERATE}"))
+            problems.append(
+                Problem(manifest, f"{overlay} has no Deployment '{s.name}': {manifest} must define it; {GENERATE}")
+            )
             continue
         labels[s.name] = deployment["spec"]["template"]["metadata"].get("labels", {})
         want = f"{s.name}-service"
-        selecting = [k for k in k8s_services if (k["spec"].get("selector") or {}).get("app.kubernetes.io/name") == s.name]
+        selecting = [
+            k for k in k8s_services if (k["spec"].get("selector") or {}).get("app.kubernetes.io/name") == s.name
+        ]
         names = sorted(k["metadata"]["name"] for k in selecting)
         if want not in names:
             found = f" (found {', '.join(names)})" if names else ""
             problems.append(
-                Problem(manifest, f"{overlay}: the Kubernetes Service of '{s.name}' must be named '{want}', which MCPClient resolves{found}; fix {manifest}")
+                Problem(
+                    manifest,
+                    f"{overlay}: the Kubernetes Service of '{s.name}' must be named '{want}',"
+                    f" which MCPClient resolves{found}; fix {manifest}",
+                )
             )
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         if overlay.endswith("dev") and image != f"{image_of(s.name)}:dev":
             problems.append(
-                Problem("k8s/overlays/dev/services/kustomization.yaml", f"{overlay}: '{s.name}' runs {image}, not the {image_of(s.name)}:dev that kind loads; {GENERATE}")
+                Problem(
+                    "k8s/overlays/dev/services/kustomization.yaml",
+                    f"{overlay}: '{s.name}' runs {image}, not the {image_of(s.name)}:dev that kind loads; {GENERATE}",
+                )
             )
         if overlay.endswith("prod") and not image.startswith("registry.check.invalid/"):
-            problems.append(Problem("k8s/overlays/prod/kustomization.yaml", f"{overlay}: '{s.name}' runs {image}, not an image from DEVENV_REGISTRY (scripts/set-registry.sh)"))
+            problems.append(
+                Problem(
+                    "k8s/overlays/prod/kustomization.yaml",
+                    f"{overlay}: '{s.name}' runs {image}, not an image from DEVENV_REGISTRY (scripts/set-registry.sh)",
+                )
+            )
     for s in services:
         for callee in s.calls:
-            if s.name in labels and callee in labels and not allows(policies, labels[s.name], labels[callee], SERVICE_PORT):
+            if (
+                s.name in labels
+                and callee in labels
+                and not allows(policies, labels[s.name], labels[callee], SERVICE_PORT)
+            ):
                 problems.append(
-                    Problem(service_manifest_path(s.name), f"{overlay}: no NetworkPolicy lets '{s.name}' call '{callee}' on TCP {SERVICE_PORT} (declared in its calls); {GENERATE} ({service_manifest_path(s.name)}, {service_manifest_path(callee)})")
+                    Problem(
+                        service_manifest_path(s.name),
+                        f"{overlay}: no NetworkPolicy lets '{s.name}' call '{callee}' on TCP {SERVICE_PORT}"
+                        f" (declared in its calls); {GENERATE}"
+                        f" ({service_manifest_path(s.name)}, {service_manifest_path(callee)})",
+                    )
                 )
     return problems
 
@@ -205,4 +255,3 @@ def check_project(root: Path, package: str = "services", *, kubectl: str | None 
     if kubectl and (root / "k8s").is_dir():
         problems += _rendered(kubectl, root, services)
     return problems
-

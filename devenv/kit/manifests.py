@@ -110,7 +110,9 @@ def _service_docs(service: Service, callers: list[str]) -> list[dict[str, Any]]:
                                 "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True}],
                             }
                         ],
-                        "volumes": [{"name": "secrets", "projected": {"defaultMode": 0o440, "sources": secret_sources}}],
+                        "volumes": [
+                            {"name": "secrets", "projected": {"defaultMode": 0o440, "sources": secret_sources}}
+                        ],
                     },
                 },
             },

@@ -37,10 +37,14 @@ def _peer_ok(peers: list[Mapping[str, Any]] | None, labels: Mapping[str, str]) -
     if peers is None:
         return True  # no from/to: every peer
     # Same-namespace peers only: a namespaceSelector peer names other namespaces.
-    return any("namespaceSelector" not in p and "ipBlock" not in p and selects(p.get("podSelector"), labels) for p in peers)
+    return any(
+        "namespaceSelector" not in p and "ipBlock" not in p and selects(p.get("podSelector"), labels) for p in peers
+    )
 
 
-def _direction(policies: list[Mapping[str, Any]], pod: Mapping[str, str], peer: Mapping[str, str], port: int, kind: str):
+def _direction(
+    policies: list[Mapping[str, Any]], pod: Mapping[str, str], peer: Mapping[str, str], port: int, kind: str
+):
     field, peers_key = ("egress", "to") if kind == "Egress" else ("ingress", "from")
     applying = [p for p in policies if selects(p["spec"].get("podSelector"), pod) and kind in _types(p)]
     if not applying:
@@ -58,5 +62,7 @@ def _types(policy: Mapping[str, Any]) -> list[str]:
 
 
 def allows(policies: list[Mapping[str, Any]], source: Mapping[str, str], target: Mapping[str, str], port: int) -> bool:
-    """Whether a TCP connection from a Pod labelled ``source`` to one labelled ``target`` (same namespace) gets through."""
-    return _direction(policies, source, target, port, "Egress") and _direction(policies, target, source, port, "Ingress")
+    """Whether TCP from a Pod labelled ``source`` to one labelled ``target`` (same namespace) gets through."""
+    return _direction(policies, source, target, port, "Egress") and _direction(
+        policies, target, source, port, "Ingress"
+    )

@@ -64,10 +64,16 @@ def test_greet_has_a_default():
 def validate_name(name: str, registry: Registry, root: Path, package: str) -> str:
     """The package (module) name for service ``name``, or a ``ConfigError`` saying what is wrong."""
     if not _NAME.match(name):
-        raise ConfigError(f"{name!r} is not a valid service name: use lowercase words joined by '-', like 'weather' or 'jd-classifier'")
+        raise ConfigError(
+            f"{name!r} is not a valid service name:"
+            " use lowercase words joined by '-', like 'weather' or 'jd-classifier'"
+        )
     module = name.replace("-", "_")
     if keyword.iskeyword(module):
-        raise ConfigError(f"{name!r} cannot be a service name: {module!r} is a Python keyword, so {package}/{module}/ could not be imported")
+        raise ConfigError(
+            f"{name!r} cannot be a service name: {module!r} is a Python keyword,"
+            f" so {package}/{module}/ could not be imported"
+        )
     if name in registry.names() or (root / package / module).exists():
         raise ConfigError(f"service {name!r} exists already ({package}/{module}/); choose another name")
     return module
@@ -87,7 +93,9 @@ def new_service(root: Path, name: str, package: str = "services", registry: Regi
     module = validate_name(name, registry, root, package)
     port = free_port(registry)
     if not (root / package / "__init__.py").is_file():
-        raise ConfigError(f"{root / package} is not a services package (no __init__.py); run devenv new in the project folder")
+        raise ConfigError(
+            f"{root / package} is not a services package (no __init__.py); run devenv new in the project folder"
+        )
     files = {
         f"{package}/{module}/__init__.py": "",
         f"{package}/{module}/service.py": SERVICE_PY.format(name=name, port=port, env=module.upper()),

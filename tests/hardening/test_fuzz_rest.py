@@ -1,4 +1,4 @@
-"""Every service's REST API (each one the registry finds, a new one included) fuzzed from its own OpenAPI schema with schemathesis.
+"""Every service's REST API fuzzed from its own OpenAPI schema with schemathesis (each one the registry finds).
 
 Checks: no 5xx, every status code documented, every response body matching its documented
 schema, content types and headers as documented, ... (schemathesis' defaults), except two

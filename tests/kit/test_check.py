@@ -8,7 +8,6 @@ with the real ``kubectl kustomize`` rendering the overlays.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -99,10 +98,15 @@ def test_a_new_service_is_in_both_overlays_with_its_budget(made):
     subprocess.run(["bash", str(made / "scripts/set-registry.sh")], check=True, env=env, capture_output=True)
     rendered = {}
     for overlay in ("dev", "prod"):
-        out = subprocess.run([kubectl, "kustomize", str(made / "k8s/overlays" / overlay)], capture_output=True, text=True)
+        out = subprocess.run(
+            [kubectl, "kustomize", str(made / "k8s/overlays" / overlay)], capture_output=True, text=True
+        )
         assert out.returncode == 0, out.stderr
         rendered[overlay] = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out.stdout) if d}
-    for overlay, replicas, image in (("dev", 1, "devenv/weather:dev"), ("prod", 2, "registry.test.invalid/team/devenv/weather:t1")):
+    for overlay, replicas, image in (
+        ("dev", 1, "devenv/weather:dev"),
+        ("prod", 2, "registry.test.invalid/team/devenv/weather:t1"),
+    ):
         objects = rendered[overlay]
         assert ("Service", "weather-service") in objects, overlay
         deployment = objects[("Deployment", "weather")]
@@ -115,7 +119,10 @@ def test_a_new_service_is_in_both_overlays_with_its_budget(made):
 def test_the_new_unit_test_passes(made):
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/services/test_weather.py"],
-        cwd=made, capture_output=True, text=True, timeout=300,
+        cwd=made,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
@@ -132,7 +139,9 @@ CASES = {
         "k8s/base/services/kustomization.yaml is out of date",
     ),
     "dev overlay entry": (
-        lambda p: edit(p / "k8s/overlays/dev/services/kustomization.yaml", "- name: devenv/weather\n  newTag: dev\n", ""),
+        lambda p: edit(
+            p / "k8s/overlays/dev/services/kustomization.yaml", "- name: devenv/weather\n  newTag: dev\n", ""
+        ),
         "'weather' runs devenv/weather, not the devenv/weather:dev that kind loads",
     ),
     "prod replicas entry": (
@@ -145,7 +154,8 @@ CASES = {
     ),
     "kubernetes service name": (
         lambda p: edit(p / "k8s/base/services/weather.yaml", "name: weather-service", "name: weather-svc"),
-        "the Kubernetes Service of 'weather' must be named 'weather-service', which MCPClient resolves (found weather-svc)",
+        "the Kubernetes Service of 'weather' must be named 'weather-service', which MCPClient resolves"
+        " (found weather-svc)",
     ),
     "unit test": (
         lambda p: (p / "tests/unit/services/test_weather.py").unlink(),
@@ -156,15 +166,23 @@ CASES = {
         "tool 'weather/greet' has no description in its docstring",
     ),
     "call policy": (
-        lambda p: edit(p / "services/weather/service.py", '    port=8106,', '    port=8106,\n    calls=("jd-classifier",),'),
+        lambda p: edit(
+            p / "services/weather/service.py", "    port=8106,", '    port=8106,\n    calls=("jd-classifier",),'
+        ),
         "no NetworkPolicy lets 'weather' call 'jd-classifier' on TCP 8080",
     ),
     "undeclared call": (
-        lambda p: edit(p / "services/weather/service.py", '    return f"Hello', '    MCPClient().call("notifications/notify", {})\n    return f"Hello'),
+        lambda p: edit(
+            p / "services/weather/service.py",
+            '    return f"Hello',
+            '    MCPClient().call("notifications/notify", {})\n    return f"Hello',
+        ),
         "services/weather/service.py calls 'notifications' through MCPClient but does not declare it",
     ),
     "undocumented secret": (
-        lambda p: edit(p / "services/weather/service.py", '    port=8106,', '    port=8106,\n    secrets=("WEATHER_API_KEY",),'),
+        lambda p: edit(
+            p / "services/weather/service.py", "    port=8106,", '    port=8106,\n    secrets=("WEATHER_API_KEY",),'
+        ),
         ".env.example does not document WEATHER_API_KEY, a secret services/weather/service.py reads",
     ),
     "port clash": (

@@ -54,7 +54,15 @@ def test_service_secret_reads_only_declared_keys(tmp_path, monkeypatch):
 
 
 def test_the_catalogue_carries_the_new_fields():
-    svc = Service("weather", port=8110, secrets=("WEATHER_API_KEY",), settings=("WEATHER_UNITS",), replicas=3, cpu="1", memory="512Mi")
+    svc = Service(
+        "weather",
+        port=8110,
+        secrets=("WEATHER_API_KEY",),
+        settings=("WEATHER_UNITS",),
+        replicas=3,
+        cpu="1",
+        memory="512Mi",
+    )
     entry = svc.describe()
     assert entry["secrets"] == ["WEATHER_API_KEY"] and entry["settings"] == ["WEATHER_UNITS"]
     assert entry["replicas"] == 3
@@ -85,8 +93,23 @@ def redis_with_password(tmp_path):
     port = free_port()
     # The password on stdin, as the StatefulSet passes it: not on this process's command line.
     proc = subprocess.Popen(
-        [binary, "-", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "-",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     proc.stdin.write(b"requirepass only-in-a-file-77\n")
     proc.stdin.close()
