@@ -102,7 +102,11 @@ def _service_docs(service: Service, callers: list[str]) -> list[dict[str, Any]]:
                             {
                                 "name": name,
                                 "image": image_of(name),
-                                "env": [{"name": f"{k}_FILE", "value": f"{SECRETS_DIR}/{k}"} for k in service.secrets],
+                                # KEY_FILE for each secret it reads (devenv's own first): paths, never values.
+                                "env": [
+                                    {"name": f"{k}_FILE", "value": f"{SECRETS_DIR}/{k}"}
+                                    for k in (*DEVENV_SECRETS, *service.secrets)
+                                ],
                                 "resources": {
                                     "requests": dict(REQUESTS),
                                     "limits": {"cpu": service.cpu, "memory": service.memory},

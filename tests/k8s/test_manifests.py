@@ -175,7 +175,9 @@ def test_env_comes_from_configmaps_and_secrets_only_as_declared_files(rendered, 
         assert {m["mountPath"] for m in c["volumeMounts"] if m["name"] == "secrets"} == {"/etc/devenv/secrets"}
         config = configmaps[generated[0]]["data"]
         assert config["REDIS_URL"] == "redis://redis-service:6379/0", "no password in the URL"
-        assert config["REDIS_PASSWORD_FILE"] == "/etc/devenv/secrets/REDIS_PASSWORD"
+        env = {e["name"]: e["value"] for e in c["env"]}
+        assert env["REDIS_PASSWORD_FILE"] == "/etc/devenv/secrets/REDIS_PASSWORD", name
+        assert {k for k in env if k.endswith("_FILE")} >= {f"{k}_FILE" for k in registry.get(name).secrets}, name
 
 
 def test_redis_password_never_on_a_command_line_or_in_env(rendered):
