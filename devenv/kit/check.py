@@ -26,6 +26,9 @@ from .policy import allows
 __all__ = ["Problem", "check_project", "load_services"]
 
 GENERATE = "run `.venv/bin/devenv generate`"
+_ENV_READ = re.compile(
+    r"os\.(?:environ\.get|getenv)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']|os\.environ\[\s*[\"']([A-Z][A-Z0-9_]*)[\"']"
+)
 _CALL = re.compile(r"\.a?call\(\s*[\"']([a-z][a-z0-9-]*)/")
 _ENV_DOC = r"^\s*#?\s*{key}="
 SERVICE_PORT = 8080
@@ -86,6 +89,19 @@ def _declarations(root: Path, package: str, services: list[Service]) -> list[Pro
                     " (its NetworkPolicy follows)",
                 )
             )
+        declared = set(s.secrets) | set(s.settings)
+        for py in sorted((root / package_dir(root, package, s.name)).glob("*.py")):
+            for match in _ENV_READ.finditer(py.read_text()):
+                key = match[1] or match[2]
+                if key not in declared:
+                    shown = py.relative_to(root)
+                    problems.append(
+                        Problem(
+                            str(shown),
+                            f"{shown} reads {key} from the environment, but {source} declares it neither in"
+                            " settings=(...) nor in secrets=(...); declare it",
+                        )
+                    )
         for tool in s.tools.values():
             if not _split_docstring(inspect.getdoc(tool.fn) or "")[0]:
                 problems.append(

@@ -14,6 +14,7 @@ from .scoring import score_text
 service = Service(
     "content-classifier",
     port=8102,
+    settings=("JD_STRUCTURE_PATH",),  # through jd_classifier.structure
     instructions="Classify text into Johnny.Decimal categories with deterministic keyword TF-IDF scores.",
 )
 

@@ -18,6 +18,7 @@ from .paths import resolve_in_root, vault_root
 service = Service(
     "file-system",
     port=8103,
+    settings=("VAULT_ROOT",),
     instructions="Files in one vault directory. Paths are relative to the vault, separated by '/'.",
 )
 

@@ -21,6 +21,7 @@ from devenv import ConfigError, DevenvError, MCPClient, Service, ToolError
 service = Service(
     "inbox-agent",
     port=8105,
+    settings=("UNSORTED_ROOT", "INBOX_MIN_SCORE"),
     calls=("jd-classifier", "content-classifier", "file-system", "notifications"),
     instructions="Run process_inbox to file everything in the unsorted inbox into the Johnny.Decimal vault.",
 )

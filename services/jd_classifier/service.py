@@ -14,6 +14,7 @@ from .structure import Category, Structure, load_structure, term_counts, tokeniz
 service = Service(
     "jd-classifier",
     port=8101,
+    settings=("JD_STRUCTURE_PATH",),
     instructions="Johnny.Decimal lookup: find a category by id, name or keyword and suggest where a file belongs.",
 )
 

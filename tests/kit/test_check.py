@@ -185,6 +185,15 @@ CASES = {
         ),
         ".env.example does not document WEATHER_API_KEY, a secret services/weather/service.py reads",
     ),
+    "undeclared setting": (
+        lambda p: edit(
+            p / "services/weather/service.py",
+            '    return f"Hello',
+            '    os.environ.get("WEATHER_UNITS")\n    return f"Hello',
+        ),
+        "services/weather/service.py reads WEATHER_UNITS from the environment, but services/weather/service.py"
+        " declares it neither in settings=(...) nor in secrets=(...)",
+    ),
     "port clash": (
         lambda p: edit(p / "services/weather/service.py", "port=8106", "port=8101"),
         "services/jd_classifier/service.py and services/weather/service.py both use port 8101",
