@@ -388,10 +388,14 @@ def generate() -> None:
 @app.command()
 def check() -> None:
     """Name every file that disagrees with the Service(...) declarations (manifests, overlays, tests ...)."""
+    import shutil
+
     from .kit.check import check_project
 
     root, package = _project()
     problems = check_project(root, package)
+    if shutil.which("kubectl") is None:
+        typer.secho("note: kubectl not found on PATH, so the rendered overlays were not checked", err=True)
     for problem in problems:
         typer.secho(f"- {problem}", fg=typer.colors.RED, err=True)
     if problems:

@@ -10,7 +10,7 @@ import keyword
 import re
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DevenvError
 from ..tools import Registry
 
 __all__ = ["FIRST_PORT", "new_service"]
@@ -80,7 +80,12 @@ def validate_name(name: str, registry: Registry, root: Path, package: str) -> st
 
 
 def free_port(registry: Registry) -> int:
-    ports = {s.port for s in registry.all() if s.port is not None}
+    ports = set()
+    for name in registry.names():
+        try:
+            ports.add(registry.get(name).port)
+        except (DevenvError, ImportError, SyntaxError):
+            continue  # a broken neighbour is `devenv check`'s to report; it must not block a new service
     port = FIRST_PORT
     while port in ports:
         port += 1
