@@ -224,3 +224,11 @@ def test_generate_repairs_what_it_owns(project):
     assert "k8s/base/services/weather.yaml" in proc.stdout
     assert devenv(project, "check").returncode == 0
     assert "up to date" in devenv(project, "generate").stdout  # reproducible: a second run writes nothing
+
+
+def test_without_kubectl_check_says_what_it_skipped(made):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVENV_")}
+    env["PATH"] = str(Path(sys.executable).parent)  # the venv's bin: no kubectl there
+    proc = subprocess.run([*DEVENV, "check"], cwd=made, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "kubectl not found on PATH, so the rendered overlays were not checked" in proc.stderr
