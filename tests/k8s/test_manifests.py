@@ -263,6 +263,12 @@ def test_every_reference_resolves(rendered, overlay):
                 assert volume["configMap"]["name"] in present["ConfigMap"], f"{wname}: {volume}"
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in present["PersistentVolumeClaim"]
+            secrets = [volume["secret"]["secretName"]] if "secret" in volume else []
+            secrets += [
+                src["secret"]["name"] for src in volume.get("projected", {}).get("sources", []) if "secret" in src
+            ]
+            for name in secrets:
+                assert name in EXTERNAL_REFERENCES["Secret"] | {"devenv-auth"}, f"{wname}: unknown Secret {name}"
         if workload["kind"] == "StatefulSet":
             assert workload["spec"]["serviceName"] in present["Service"]
 
