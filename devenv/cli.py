@@ -373,7 +373,7 @@ def _project():
 
 @app.command()
 def generate() -> None:
-    """Write the Kubernetes files derived from the Service(...) declarations (k8s/base/services, k8s/overlays/*/services)."""
+    """Write the Kubernetes files derived from the Service(...) declarations (k8s/base/services, overlays)."""
     from .kit.check import load_services
     from .kit.manifests import generated_files, write_generated
 
