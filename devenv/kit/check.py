@@ -43,7 +43,7 @@ class Problem:
         return self.message
 
 
-def package_dir(root: Path, package: str, name: str) -> str:
+def package_dir(package: str, name: str) -> str:
     return f"{package}/{name.replace('-', '_')}"
 
 
@@ -56,7 +56,7 @@ def load_services(root: Path, package: str = "services") -> tuple[list[Service],
     registry = Registry(package)
     services, problems = [], []
     for name in registry.names():
-        source = f"{package_dir(root, package, name)}/service.py"
+        source = f"{package_dir(package, name)}/service.py"
         try:
             services.append(registry.get(name))
         except (DevenvError, ImportError, SyntaxError) as exc:
@@ -69,7 +69,7 @@ def _declarations(root: Path, package: str, services: list[Service]) -> list[Pro
     names = {s.name for s in services}
     by_port: dict[int, list[Service]] = {}
     for s in services:
-        source = f"{package_dir(root, package, s.name)}/service.py"
+        source = f"{package_dir(package, s.name)}/service.py"
         if s.port is not None:
             by_port.setdefault(s.port, []).append(s)
         for callee in s.calls:
@@ -90,7 +90,7 @@ def _declarations(root: Path, package: str, services: list[Service]) -> list[Pro
                 )
             )
         declared = set(s.secrets) | set(s.settings)
-        for py in sorted((root / package_dir(root, package, s.name)).glob("*.py")):
+        for py in sorted((root / package_dir(package, s.name)).glob("*.py")):
             for match in _ENV_READ.finditer(py.read_text()):
                 key = match[1] or match[2]
                 if key not in declared:
@@ -116,7 +116,7 @@ def _declarations(root: Path, package: str, services: list[Service]) -> list[Pro
             problems.append(Problem(test, f"service '{s.name}' has no unit test: write {test}"))
     for port, group in sorted(by_port.items()):
         if len(group) > 1:
-            files = " and ".join(f"{package_dir(root, package, s.name)}/service.py" for s in group)
+            files = " and ".join(f"{package_dir(package, s.name)}/service.py" for s in group)
             problems.append(
                 Problem(files.split(" and ")[-1], f"{files} both use port {port}: give each service its own port")
             )
@@ -128,7 +128,7 @@ def _env_example(root: Path, package: str, services: list[Service]) -> list[Prob
     text = path.read_text() if path.is_file() else ""
     problems = []
     for s in services:
-        source = f"{package_dir(root, package, s.name)}/service.py"
+        source = f"{package_dir(package, s.name)}/service.py"
         for kind, keys in (("secret", s.secrets), ("setting", s.settings)):
             for key in keys:
                 if not re.search(_ENV_DOC.format(key=re.escape(key)), text, re.MULTILINE):

@@ -216,12 +216,6 @@ def generated_files(services: list[Service], package: str = "services") -> dict[
     return files
 
 
-def stale_generated(root: Path, files: dict[str, str]) -> list[str]:
-    """Generated files under ``root`` that are missing, or differ from ``files``; and leftovers of removed services."""
-    stale = [path for path, text in files.items() if not (root / path).is_file() or (root / path).read_text() != text]
-    return stale
-
-
 def leftovers(root: Path, files: dict[str, str]) -> list[str]:
     """Generated service manifests whose service is gone."""
     found = sorted((root / "k8s/base/services").glob("*.yaml")) if (root / "k8s/base/services").is_dir() else []
