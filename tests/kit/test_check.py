@@ -232,3 +232,13 @@ def test_without_kubectl_check_says_what_it_skipped(made):
     proc = subprocess.run([*DEVENV, "check"], cwd=made, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "kubectl not found on PATH, so the rendered overlays were not checked" in proc.stderr
+
+
+def test_generate_removes_the_manifest_of_a_removed_service(project):
+    shutil.rmtree(project / "services/weather")
+    (project / "tests/unit/services/test_weather.py").unlink()
+    proc = devenv(project, "generate")
+    assert proc.returncode == 0, proc.stderr
+    assert not (project / "k8s/base/services/weather.yaml").exists()
+    assert "weather" not in (project / "k8s/overlays/dev/services/kustomization.yaml").read_text()
+    assert devenv(project, "check").returncode == 0
