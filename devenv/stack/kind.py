@@ -239,6 +239,21 @@ def _dotenv_line(key: str, value: str) -> str:
     return f'{key}="{escaped}"\n'
 
 
+def _require_manifests(project: Path, names: list[str]) -> None:
+    """Each chosen service's generated manifest is there and listed, or a StackError naming the file."""
+    from ..kit.manifests import service_manifest_path
+
+    listing = project / "k8s/base/services/kustomization.yaml"
+    listed = listing.read_text() if listing.is_file() else ""
+    for name in names:
+        path = service_manifest_path(name)
+        if not (project / path).is_file() or f"- {name}.yaml" not in listed:
+            raise StackError(
+                f"service {name!r} has no manifest in the kind overlay"
+                f" ({path}, listed in {listing.relative_to(project)}): run `.venv/bin/devenv generate` (`.venv/bin/devenv check` names every inconsistency)"
+            )
+
+
 def _find_project(explicit: str | os.PathLike[str] | None, overlay: str) -> Path:
     """The folder with the Dockerfile and ``overlay``: given, $DEVENV_PROJECT_DIR, devenv's checkout, or cwd."""
     if explicit:
@@ -343,6 +358,7 @@ class KindStack(StateDir, Stack):
                     raise ServiceNotFound(name, known)
             if not names:
                 raise StackError(f"no services to start: found none in package {self.registry.package!r}")
+            _require_manifests(project, names)  # before any build: a missing one would fail only at apply
             cluster = _cluster_class()(
                 self.cluster_name, self.kubeconfig, binaries["kind"], binaries["kubectl"], self.node_image
             )

@@ -334,6 +334,16 @@ def test_a_service_answering_as_another_fails_the_health_wait(tmp_path, project,
     assert alive_forwards(world) == []
 
 
+def test_a_service_without_a_manifest_fails_before_any_build(tmp_path, project, world):
+    (project / "k8s/base/services/notifications.yaml").unlink()
+    with pytest.raises(
+        StackError,
+        match=r"service 'notifications' has no manifest .*k8s/base/services/notifications.yaml.*devenv generate",
+    ):
+        stack_for(tmp_path, project).up(["jd-classifier", "notifications"])
+    assert world.commands() == []
+
+
 def test_an_unknown_service_fails_before_any_command(tmp_path, project, world):
     with pytest.raises(ServiceNotFound):
         stack_for(tmp_path, project).up(["no-such-service"])
