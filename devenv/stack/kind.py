@@ -250,7 +250,8 @@ def _require_manifests(project: Path, names: list[str]) -> None:
         if not (project / path).is_file() or f"- {name}.yaml" not in listed:
             raise StackError(
                 f"service {name!r} has no manifest in the kind overlay"
-                f" ({path}, listed in {listing.relative_to(project)}): run `.venv/bin/devenv generate` (`.venv/bin/devenv check` names every inconsistency)"
+                f" ({path}, listed in {listing.relative_to(project)}): run `.venv/bin/devenv generate`"
+                " (`.venv/bin/devenv check` names every inconsistency)"
             )
 
 
