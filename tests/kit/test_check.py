@@ -17,9 +17,13 @@ import pytest
 import yaml
 
 from devenv.kit.check import check_project
+from devenv.kit.scaffold import free_port
+from devenv.tools import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVENV = [sys.executable, "-c", "from devenv.cli import main; main()"]
+#: The port `devenv new` gives the next service: the first one no service here declares.
+PORT = free_port(Registry("services"))
 
 
 def needs_kubectl() -> str:
@@ -89,7 +93,7 @@ def test_a_new_service_is_consistent_and_in_the_catalogue(made):
     assert "consistent" in proc.stdout
     catalogue = devenv(made, "services", "--json")
     assert catalogue.returncode == 0, catalogue.stderr
-    assert '"name": "weather"' in catalogue.stdout and '"port": 8106' in catalogue.stdout
+    assert '"name": "weather"' in catalogue.stdout and f'"port": {PORT}' in catalogue.stdout
 
 
 def test_a_new_service_is_in_both_overlays_with_its_budget(made):
@@ -167,7 +171,7 @@ CASES = {
     ),
     "call policy": (
         lambda p: edit(
-            p / "services/weather/service.py", "    port=8106,", '    port=8106,\n    calls=("jd-classifier",),'
+            p / "services/weather/service.py", f"    port={PORT},", f'    port={PORT},\n    calls=("jd-classifier",),'
         ),
         "no NetworkPolicy lets 'weather' call 'jd-classifier' on TCP 8080",
     ),
@@ -181,7 +185,9 @@ CASES = {
     ),
     "undocumented secret": (
         lambda p: edit(
-            p / "services/weather/service.py", "    port=8106,", '    port=8106,\n    secrets=("WEATHER_API_KEY",),'
+            p / "services/weather/service.py",
+            f"    port={PORT},",
+            f'    port={PORT},\n    secrets=("WEATHER_API_KEY",),',
         ),
         ".env.example does not document WEATHER_API_KEY, a secret services/weather/service.py reads",
     ),
@@ -195,7 +201,7 @@ CASES = {
         " declares it neither in settings=(...) nor in secrets=(...)",
     ),
     "port clash": (
-        lambda p: edit(p / "services/weather/service.py", "port=8106", "port=8101"),
+        lambda p: edit(p / "services/weather/service.py", f"port={PORT}", "port=8101"),
         "services/jd_classifier/service.py and services/weather/service.py both use port 8101",
     ),
     "broken manifest": (

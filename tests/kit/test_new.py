@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_check import devenv, make_project
+from .test_check import PORT, devenv, make_project
 
 
 def snapshot(project):
@@ -48,10 +48,10 @@ def test_new_writes_the_package_its_test_and_the_manifests(tmp_path):
     ]
     assert {"k8s/base/services/weather-report.yaml", "k8s/base/services/kustomization.yaml"} <= set(written)
     source = (project / "services/weather_report/service.py").read_text()
-    assert 'Service(\n    "weather-report",\n    port=8106,' in source  # the next port after the examples'
+    assert f'Service(\n    "weather-report",\n    port={PORT},' in source  # the first port no service declares
     assert '"""Greet someone by name.' in source
     again = devenv(project, "new", "weather-report")
     assert again.returncode == 1 and "exists already" in again.stderr
     second = devenv(project, "new", "forecast")
     assert second.returncode == 0, second.stderr
-    assert "port=8107," in (project / "services/forecast/service.py").read_text()
+    assert f"port={PORT + 1}," in (project / "services/forecast/service.py").read_text()

@@ -66,7 +66,7 @@ def test_the_catalogue_carries_the_new_fields():
     entry = svc.describe()
     assert entry["secrets"] == ["WEATHER_API_KEY"] and entry["settings"] == ["WEATHER_UNITS"]
     assert entry["replicas"] == 3
-    assert entry["resources"] == {"limits": {"cpu": "1", "memory": "512Mi"}}
+    assert entry["limits"] == {"cpu": "1", "memory": "512Mi"}
 
 
 @pytest.mark.parametrize(

@@ -254,7 +254,7 @@ def test_services_json_prints_each_declaration(services_package, cli):
             "secrets": [],
             "settings": [],
             "replicas": 2,
-            "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
             "tools": ["fail", "hello", "shout"],
             "resources": [],
             "prompts": [],
