@@ -46,7 +46,7 @@ _lock = threading.Lock()
 _decided = False
 _on = False
 _processor: Any = None
-_providers: dict[str, Any] = {}
+_providers: dict[str, Any] = {}  # service.name -> its tracer
 _record_payloads = False
 _otel: Any = None  # the few opentelemetry names used on the hot path, imported when tracing turns on
 
@@ -225,19 +225,20 @@ class _Guarded:
 
 
 def _tracer(service: str) -> Any:
+    """One tracer per service name (its own resource), made once: ``get_tracer`` is slow."""
     name = os.environ.get("OTEL_SERVICE_NAME") or service
-    provider = _providers.get(name)
-    if provider is None:
+    tracer = _providers.get(name)
+    if tracer is None:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
 
         with _lock:
-            provider = _providers.get(name)
-            if provider is None:
+            tracer = _providers.get(name)
+            if tracer is None:
                 provider = TracerProvider(resource=Resource.create({"service.name": name}), shutdown_on_exit=False)
                 provider.add_span_processor(_processor)
-                _providers[name] = provider
-    return provider.get_tracer("devenv")
+                tracer = _providers[name] = provider.get_tracer("devenv")
+    return tracer
 
 
 def _base_attributes(tool: str) -> dict[str, Any]:
