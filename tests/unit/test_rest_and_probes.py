@@ -132,7 +132,8 @@ def test_metrics_count_calls_by_tool_and_outcome():
         )
         text = httpx.get(f"{url}/metrics").text
     assert 'mcp_requests_total{devenv_service="demo",status="ok",tool="echo",transport="rest"} 1.0' in text
-    assert 'mcp_requests_total{devenv_service="demo",status="invalid_arguments",tool="echo",transport="rest"} 1.0' in text
+    invalid = 'mcp_requests_total{devenv_service="demo",status="invalid_arguments",tool="echo",transport="rest"}'
+    assert f"{invalid} 1.0" in text
     assert 'mcp_requests_total{devenv_service="demo",status="tool_error",tool="fail",transport="mcp"} 1.0' in text
     assert 'mcp_request_duration_seconds_count{devenv_service="demo",status="ok",tool="echo"} 1.0' in text
 
