@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import BenchmarkError, cache, chart, clients, innerloop, inprocess, report, startup, wire
+from . import BenchmarkError, cache, chart, clients, innerloop, inprocess, report, startup, tracing, wire
 from . import tilt as tilt_loop
 from .inprocess import Budget
 
 RESULTS = Path(__file__).with_name("results")
 DEFAULT_OUTPUT = RESULTS / "latest.json"
-SECTIONS = ["inprocess", "http", "clients", "cache", "startup", "innerloop", "tilt"]
+SECTIONS = ["inprocess", "tracing", "http", "clients", "cache", "startup", "innerloop", "tilt"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         document["inprocess_budget"] = dataclasses.asdict(settings.inprocess)
         print_table("inprocess", report.inprocess_table)
+
+    if "tracing" in args.only:
+        _section(document, "tracing", "Tracing off and on", lambda: tracing.run(settings.inprocess))
+        print_table("tracing", report.tracing_table)
 
     if "http" in args.only:
         targets = [t for t in wire.TARGETS if extras or t.key in wire.HEADLINE]

@@ -162,6 +162,12 @@ def ratios(document: dict[str, Any]) -> dict[str, Any]:
     devenv_p50 = get(http, "devenv", "sequential_us", "p50")
     figures = {
         "inprocess_us_per_call": get(inproc, "trivial", "devenv", "median"),
+        "tracing_on_over_off_client": _ratio(
+            get(document, "tracing", "client_on", "median"), get(document, "tracing", "client_off", "median")
+        ),
+        "tracing_on_over_off_server": _ratio(
+            get(document, "tracing", "server_on", "median"), get(document, "tracing", "server_off", "median")
+        ),
         "inprocess_nested_us_per_call": get(inproc, "nested", "devenv", "median"),
         "inprocess_sdk_over_devenv": _ratio(
             get(inproc, "trivial", "sdk", "median"), get(inproc, "trivial", "devenv", "median")
@@ -313,6 +319,19 @@ def inprocess_table(results: dict[str, Any]) -> Table:
     return "In-process call overhead (µs per call, median of repetitions)", header, rows
 
 
+def tracing_table(results: dict[str, Any]) -> Table:
+    rows = []
+    for entry in results.values():
+        reason = _skipped(entry)
+        if reason:
+            rows.append([entry.get("label", ""), "skipped", reason, ""])
+            continue
+        added = entry.get("added_us")
+        rows.append([entry["label"], *_with_spread(entry, us), "" if added is None else f"{added:+.1f}"])
+    header = ["call", "µs", "min–max", "µs added by tracing"]
+    return "Tracing off and on (µs per call, median of repetitions)", header, rows
+
+
 def wire_table(results: dict[str, Any]) -> Table:
     levels = sorted({int(c) for r in results.values() for c in r.get("throughput", {})})
     rows = []
@@ -459,6 +478,8 @@ def targets_table(checks: dict[str, dict[str, Any]]) -> Table:
 
 
 _OTHER_RATIOS = [
+    ("tracing_on_over_off_client", "MCPClient in-process, tracing on ÷ off", "×"),
+    ("tracing_on_over_off_server", "_Runtime.call, tracing on ÷ off", "×"),
     ("inprocess_sdk_over_devenv_nested", "SDK in-memory ÷ MCPClient, nested pydantic argument", "×"),
     ("inprocess_fastmcp_over_devenv", "FastMCP in-memory ÷ MCPClient, trivial call", "×"),
     ("http_p50_sdk_over_devenv", "SDK server ÷ devenv /mcp, sequential p50", "×"),
@@ -497,6 +518,7 @@ def tables(document: dict[str, Any]) -> list[Table]:
     out = [targets_table(document["targets"]), ratios_table(document["ratios"])]
     sections = [
         ("inprocess", inprocess_table),
+        ("tracing", tracing_table),
         ("http", wire_table),
         ("clients", clients_table),
         ("cache", cache_table),

@@ -215,6 +215,9 @@ def up(
     ] = None,
     target: _Target = "local",
     state_dir: _StateDir = None,
+    observe: Annotated[
+        bool, typer.Option("--observe", help="Also run Prometheus (the machine's package) scraping the stack")
+    ] = False,
 ) -> None:
     """Start services (local: one uvicorn process each on 127.0.0.1) and show them until Ctrl-C."""
     import contextlib
@@ -236,6 +239,7 @@ def up(
         raise _fail("interrupted; nothing left running", 130) from None
     except DevenvError as exc:
         raise _fail(str(exc)) from None
+    prometheus = _observe(stack, console) if observe else None
     env_file = _relative(stack.env_file)
     where = (f" --target {target}" if target != "local" else "") + (
         f" --state-dir {shlex.quote(state_dir)}" if state_dir else ""
@@ -286,6 +290,10 @@ def up(
     finally:
         interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not strand processes
         try:
+            if prometheus is not None:
+                from .stack.observe import stop_prometheus
+
+                stop_prometheus(stack.state_dir)
             if ended_elsewhere:
                 console.print("the stack was stopped by `devenv down`")
             else:
@@ -297,6 +305,21 @@ def up(
                 signal.signal(sig, handler)
 
 
+def _observe(stack, console):
+    """Start Prometheus for ``stack`` (``up --observe``); on failure stop the stack and say why."""
+    from .errors import DevenvError
+    from .stack.observe import start_prometheus
+
+    try:
+        prometheus = start_prometheus(stack.endpoints(), stack.state_dir)
+    except DevenvError as exc:
+        stack.down()
+        raise _fail(f"{exc}\nthe stack was stopped") from None
+    rules = "devenv's alert rules loaded" if prometheus.rules else "no alert rules (rules.yml not found)"
+    console.print(f"Prometheus: {prometheus.url} (job devenv, {rules}; graph: {prometheus.url}/graph)")
+    return prometheus
+
+
 @app.command()
 def down(target: _Target = "local", state_dir: _StateDir = None) -> None:
     """Stop the stack started by `devenv up` (detached or in another terminal)."""
@@ -306,6 +329,11 @@ def down(target: _Target = "local", state_dir: _StateDir = None) -> None:
         stack = _stack(target, state_dir)
         recorded = stack.endpoints()
         stopped = stack.down()
+        if getattr(stack, "state_dir", None) is not None:
+            from .stack.observe import stop_prometheus
+
+            if stop_prometheus(stack.state_dir):
+                typer.echo("stopped prometheus")
     except DevenvError as exc:
         raise _fail(str(exc)) from None
     if not recorded:

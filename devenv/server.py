@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import param_headers, protocol
+from . import param_headers, protocol, tracing
 from .config import Settings, get_settings, redact
 from .context import Context, check_level
 from .errors import DevenvError, InvalidArguments, PromptNotFound, ResourceNotFound, ToolError, ToolNotFound
@@ -132,7 +132,14 @@ class _Runtime:
     def __init__(self, service: Service, settings: Settings) -> None:
         self.service = service
         self.settings = settings
-        self.metrics = ServiceMetrics(service.name, cache_errors=lambda: service.cache_errors)
+        self.metrics = ServiceMetrics(
+            service.name,
+            cache_errors=lambda: service.cache_errors,
+            tools=service.tools,
+            cache_lookups=lambda: service.cache_lookups,
+            in_flight=lambda: self.in_flight,
+            process=True,
+        )
         self.tool_definitions = [t.definition() for t in service.tools.values()]  # tools/list, built once
         self.timeouts = {t.name: t.timeout or settings.tool_timeout for t in service.tools.values()}
         # 2026-07-28: arguments mirrored into Mcp-Param-* headers, and the client capabilities a tool
@@ -150,8 +157,19 @@ class _Runtime:
         # The level a legacy (2025-*) client set with logging/setLevel. Legacy /mcp is stateless
         # here, so it holds for this process, not per session; 2026-07-28 sets it per request.
         self.legacy_log_level: str | None = None
+        self.call = tracing.trace_server_calls(self.call, service.name)  # self.call itself when tracing is off
 
-    async def call(self, tool: Tool, arguments: Any, transport: str, context: Context | None = None) -> Any:
+    async def call(
+        self,
+        tool: Tool,
+        arguments: Any,
+        transport: str,
+        context: Context | None = None,
+        *,
+        meta: Any = None,
+        request_id: Any = None,
+    ) -> Any:
+        """Run one tool call; ``meta`` (``params._meta``) and ``request_id`` are for the trace only."""
         if self.in_flight >= self.max_concurrency:
             self.metrics.reject("overloaded")
             raise _Overloaded
@@ -444,6 +462,7 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
         return _rpc_error(request_id, protocol.INVALID_PARAMS, '"params.name" must be the tool name (a string)')
     tool = runtime.service.tools.get(name)
     if tool is None:
+        runtime.metrics.unknown_tool("mcp")
         exc = runtime.tool_not_found(name)
         return _rpc_error(
             request_id, protocol.INVALID_PARAMS, f"Unknown tool: {name}", data=protocol.error_payload(exc)
@@ -451,7 +470,9 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
     if tool.context_param is not None:  # only tools that take a Context can stream; others pay nothing
         return await _tools_call_with_context(runtime, tool, request_id, params)
     try:
-        result = await runtime.call(tool, params.get("arguments"), "mcp")
+        result = await runtime.call(
+            tool, params.get("arguments"), "mcp", meta=params.get("_meta"), request_id=request_id
+        )
     except (InvalidArguments, ToolError) as exc:
         return protocol.tool_error_result(exc)
     except _Overloaded:
@@ -580,7 +601,7 @@ async def _call_message(
 ) -> dict[str, Any]:
     """The JSON-RPC answer to one tools/call, as a message (the streamed path's final event)."""
     try:
-        result = await runtime.call(tool, arguments, "mcp", context)
+        result = await runtime.call(tool, arguments, "mcp", context, request_id=request_id)
     except (InvalidArguments, ToolError) as exc:
         return protocol.result_response(request_id, protocol.tool_error_result(exc))
     except _Overloaded:
@@ -912,6 +933,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
 
     @app.post("/tools/{name}", include_in_schema=False)
     async def unknown_tool(name: str) -> Response:
+        runtime.metrics.unknown_tool("rest")
         return _error_body(runtime.tool_not_found(name), 404)
 
     @app.exception_handler(RequestValidationError)
@@ -964,6 +986,8 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if tracing.enabled():
+        app.add_middleware(tracing.IncomingHeaders)  # the caller's traceparent header, for legacy peers
     # Added last, so it runs first: a refused request never reaches the body limit or a route.
     app.add_middleware(
         Guard, settings=settings, service=service.name, metrics=runtime.metrics, lifecycle=runtime, limiter=limiter

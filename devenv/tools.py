@@ -501,6 +501,7 @@ class Service:
         self._cache_warned: set[str] = set()
         self._cache_lock = threading.Lock()
         self.cache_errors: dict[str, int] = {"get": 0, "set": 0}
+        self.cache_lookups: dict[str, int] = {"hit": 0, "miss": 0}  # /metrics: the cache hit ratio
         self._readiness_checks: dict[str, ReadinessCheck] = {}
 
     def __repr__(self) -> str:
@@ -746,6 +747,8 @@ class Service:
             return None
         if self._cache_down:
             self._cache_recovered()
+        with self._cache_lock:
+            self.cache_lookups["miss" if value is None else "hit"] += 1
         return value
 
     def cache_set(self, key: str, value: bytes, ttl: float | None) -> None:

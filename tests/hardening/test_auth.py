@@ -114,7 +114,7 @@ def test_metrics_need_the_token_when_configured():
         assert httpx.get(f"{base}/metrics", headers=bearer()).status_code == 200
         assert httpx.get(f"{base}/ready").status_code == 200
         metrics = httpx.get(f"{base}/metrics", headers=bearer()).text
-    assert 'devenv_rejected_requests_total{reason="unauthorized",service="demo"} 1.0' in metrics
+    assert 'devenv_rejected_requests_total{devenv_service="demo",reason="unauthorized"} 1.0' in metrics
 
 
 def test_no_token_configured_means_no_auth():

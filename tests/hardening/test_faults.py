@@ -274,7 +274,7 @@ def test_redis_down_degrades_the_cache_and_readiness_then_both_recover(redis_ser
         not_ready = httpx.get(f"{needy_url}/ready", timeout=30)
         assert not_ready.status_code == 503 and not_ready.json()["checks"]["cache"] != "ok"
         metrics = httpx.get(f"{url}/metrics").text
-        assert 'devenv_cache_errors_total{op="get",service="cachy"} 3.0' in metrics
+        assert 'devenv_cache_errors_total{devenv_service="cachy",op="get"} 3.0' in metrics
         assert caplog.text.count("cache read skipped") == 1  # one warning per outage, not per call
 
         redis_server.start()  # the same port; nothing is restarted on the service side

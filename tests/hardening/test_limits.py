@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -90,7 +91,8 @@ def test_bodies_over_the_limit_are_413_and_no_tool_runs(gate, path, streamed):
         metrics = httpx.get(f"{url}/metrics").text
     assert r.status_code == 413
     assert "1024" in r.text
-    assert 'tool="quick"' not in metrics
+    assert 'mcp_requests_total{devenv_service="limits",status="ok",tool="quick",transport="mcp"} 0.0' in metrics
+    assert not re.search(r'mcp_requests_total\{[^}]*tool="quick"[^}]*\} [1-9]', metrics)  # counted nowhere
 
 
 # -- per-tool timeout --------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def test_a_full_service_answers_503_with_retry_after_and_recovers(gate):
     assert mcp.json()["id"] == 9 and mcp.json()["error"]["code"] == -32000
     assert health.status_code == 200  # probes are never turned away
     assert after.json() == 2
-    assert 'devenv_rejected_requests_total{reason="overloaded",service="limits"} 2.0' in metrics
+    assert 'devenv_rejected_requests_total{devenv_service="limits",reason="overloaded"} 2.0' in metrics
 
 
 def test_a_client_retries_an_idempotent_call_until_a_slot_frees(gate, monkeypatch):

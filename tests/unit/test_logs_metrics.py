@@ -189,9 +189,9 @@ def test_observe_counts_requests_by_labels():
     metrics.observe("fail", "mcp", "tool_error", 0.2)
     got = samples(metrics)
     key = "mcp_requests_total"
-    assert got[(key, labels(service="demo", tool="echo", transport="mcp", status="ok"))] == 2
-    assert got[(key, labels(service="demo", tool="echo", transport="rest", status="invalid_arguments"))] == 1
-    assert got[(key, labels(service="demo", tool="fail", transport="mcp", status="tool_error"))] == 1
+    assert got[(key, labels(devenv_service="demo", tool="echo", transport="mcp", status="ok"))] == 2
+    assert got[(key, labels(devenv_service="demo", tool="echo", transport="rest", status="invalid_arguments"))] == 1
+    assert got[(key, labels(devenv_service="demo", tool="fail", transport="mcp", status="tool_error"))] == 1
     assert sum(v for (name, _), v in got.items() if name == key) == 4
 
 
@@ -203,9 +203,11 @@ def test_observe_feeds_the_latency_histogram_per_tool():
     got = samples(metrics)
 
     def bucket(tool: str, le: str) -> float:
-        return got[("mcp_request_duration_seconds_bucket", labels(service="demo", tool=tool, le=le))]
+        return got[
+            ("mcp_request_duration_seconds_bucket", labels(devenv_service="demo", tool=tool, status="ok", le=le))
+        ]
 
-    echo = labels(service="demo", tool="echo")
+    echo = labels(devenv_service="demo", tool="echo", status="ok")
     assert got[("mcp_request_duration_seconds_count", echo)] == 2  # transports share one histogram per tool
     assert got[("mcp_request_duration_seconds_sum", echo)] == pytest.approx(0.302)
     assert (bucket("echo", "0.001"), bucket("echo", "0.0025"), bucket("echo", "0.5"), bucket("echo", "+Inf")) == (
@@ -225,7 +227,7 @@ def test_render_is_prometheus_text():
     assert "# HELP mcp_requests_total " in text
     assert "# TYPE mcp_requests_total counter" in text
     assert "# TYPE mcp_request_duration_seconds histogram" in text
-    assert 'service="jd-classifier"' in text and 'tool="find_category"' in text
+    assert 'devenv_service="jd-classifier"' in text and 'tool="find_category"' in text
     families = {f.name: f.type for f in text_string_to_metric_families(text)}
     assert families["mcp_requests"] == "counter"
     assert families["mcp_request_duration_seconds"] == "histogram"
@@ -238,13 +240,13 @@ def test_each_service_has_its_own_registry():
     assert not any(name == "mcp_requests_total" for name, _ in samples(second))
     assert (
         second.registry.get_sample_value(
-            "mcp_requests_total", {"service": "one", "tool": "t", "transport": "mcp", "status": "ok"}
+            "mcp_requests_total", {"devenv_service": "one", "tool": "t", "transport": "mcp", "status": "ok"}
         )
         is None
     )
     assert (
         first.registry.get_sample_value(
-            "mcp_requests_total", {"service": "one", "tool": "t", "transport": "mcp", "status": "ok"}
+            "mcp_requests_total", {"devenv_service": "one", "tool": "t", "transport": "mcp", "status": "ok"}
         )
         == 1
     )

@@ -131,10 +131,11 @@ def test_metrics_count_calls_by_tool_and_outcome():
             },
         )
         text = httpx.get(f"{url}/metrics").text
-    assert 'mcp_requests_total{service="demo",status="ok",tool="echo",transport="rest"} 1.0' in text
-    assert 'mcp_requests_total{service="demo",status="invalid_arguments",tool="echo",transport="rest"} 1.0' in text
-    assert 'mcp_requests_total{service="demo",status="tool_error",tool="fail",transport="mcp"} 1.0' in text
-    assert 'mcp_request_duration_seconds_count{service="demo",tool="echo"} 2.0' in text
+    assert 'mcp_requests_total{devenv_service="demo",status="ok",tool="echo",transport="rest"} 1.0' in text
+    invalid = 'mcp_requests_total{devenv_service="demo",status="invalid_arguments",tool="echo",transport="rest"}'
+    assert f"{invalid} 1.0" in text
+    assert 'mcp_requests_total{devenv_service="demo",status="tool_error",tool="fail",transport="mcp"} 1.0' in text
+    assert 'mcp_request_duration_seconds_count{devenv_service="demo",status="ok",tool="echo"} 1.0' in text
 
 
 def test_one_json_log_line_per_call_with_secrets_redacted(caplog, monkeypatch):
