@@ -31,35 +31,52 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart when a source file changes")] = False,
 ) -> None:
     """Serve one service: POST /mcp, POST /tools/{name}, /health, /ready, /metrics."""
-    import uvicorn
-
     from .errors import DevenvError
+    from .ports import bind_port
     from .tools import default_registry
 
+    registry = default_registry()
+    os.environ["DEVENV_SERVICE"] = service  # read by the factory, also in reload's worker processes
+    os.environ["DEVENV_BIND_HOST"] = host  # bound to loopback: the app accepts only loopback Host headers
     try:
-        svc = default_registry().get(service)
+        if reload:  # the service is imported by the workers only: a broken one is shown, not fatal
+            from .stack.local import declared_port
+
+            if service not in registry.names():
+                registry.get(service)  # raises ServiceNotFound with the names there are
+            chosen = port or declared_port(registry.package, service) or 8080
+        else:
+            chosen = port or registry.get(service).port or 8080
+        sock = bind_port(host, chosen)
     except DevenvError as exc:
         raise _fail(str(exc)) from None
-    os.environ["DEVENV_SERVICE"] = service  # read by the factory, also in reload's worker process
-    os.environ["DEVENV_BIND_HOST"] = host  # bound to loopback: the app accepts only loopback Host headers
-    reload_dirs = None
     if reload:
+        from pathlib import Path
+
         import devenv
 
-        pkg = sys.modules[default_registry().package]
+        from .reloader import serve_with_reload
+
+        pkg = sys.modules[registry.package]
         # Watch the code that can change (devenv and the services package), not .venv or .git.
-        reload_dirs = [os.path.dirname(devenv.__file__), *list(getattr(pkg, "__path__", []))]
-    uvicorn.run(
+        roots = [Path(devenv.__file__).parent, *(Path(p) for p in getattr(pkg, "__path__", []))]
+        own = next((r / service.replace("-", "_") for r in roots[1:] if (r / service.replace("-", "_")).is_dir()), None)
+        raise typer.Exit(serve_with_reload(sock, service, roots, own))
+    import uvicorn
+
+    config = uvicorn.Config(
         "devenv.server:app_from_env",
         factory=True,
         host=host,
-        port=port or svc.port or 8080,
-        reload=reload,
-        reload_dirs=reload_dirs,
+        port=chosen,
         log_config=None,  # the factory installs JSON logging
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)  # the app failed to start; its log lines above say why
 
 
 @app.command()
@@ -194,7 +211,7 @@ def _status_table(statuses, title: str):
     styles = {"healthy": "green", "stopped": "red"}
     table = Table("service", "url", "pid", "health", title=title, title_justify="left")
     for s in statuses:
-        style = styles.get(s.health, "yellow")
+        style = "red" if s.health.startswith("crashed") else styles.get(s.health, "yellow")
         table.add_row(s.name, s.url, str(s.pid) if s.pid else "-", f"[{style}]{s.health}[/]")
     return table
 
@@ -269,7 +286,7 @@ def up(
         if live is None:
             console.print(view(statuses))
         with live or contextlib.nullcontext():
-            while not stop.wait(1.0):
+            while not stop.wait(0.5):  # a broken edit shows within a second of the save
                 previous_health = {s.name: s.health for s in statuses}
                 statuses = stack.status()
                 if not statuses:  # `devenv down` in another terminal took the stack away
@@ -334,6 +351,11 @@ def status(target: _Target = "local", state_dir: _StateDir = None) -> None:
     console.print(_status_table(statuses, f"devenv stack ({target})"))
     if not any(s.running for s in statuses):
         console.print("no stack running (these processes are gone); `devenv down` removes the stale state")
+        return
+    unhealthy = [s.name for s in statuses if not s.healthy]
+    if unhealthy:  # a stack that runs with a broken or stopped service: scripts and `make` see it too
+        typer.secho(f"not healthy: {', '.join(unhealthy)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
