@@ -493,6 +493,8 @@ class LocalStack(StateDir, Stack):
                     last[name] = self._probe(client, name, rec["url"])
                     if last[name] == HEALTHY:
                         pending.remove(name)
+                    elif last[name].startswith("crashed"):  # its import failed: waiting will not fix it
+                        raise StackError(f"service {name!r} {last[name]} (see {rec['log']})")
                 if not pending:
                     return
                 if time.monotonic() >= deadline:
