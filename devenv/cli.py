@@ -79,39 +79,98 @@ def serve(
         raise typer.Exit(3)  # the app failed to start; its log lines above say why
 
 
+def _schema_type(schema: dict) -> str:
+    """A short type name for one JSON Schema property: ``string``, ``integer[]``, ``string | null``, ``Level``."""
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    if "anyOf" in schema:
+        return " | ".join(_schema_type(s) for s in schema["anyOf"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"{_schema_type(schema.get('items', {}))}[]"
+    return " | ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _arguments(definition: dict) -> str:
+    """One line per argument: ``name: type`` (required) or ``name: type = default``."""
+    schema = definition.get("inputSchema") or {}
+    required = set(schema.get("required", []))
+    lines = []
+    for name, prop in (schema.get("properties") or {}).items():
+        line = f"{name}: {_schema_type(prop)}"
+        if name not in required:
+            line += f" = {json.dumps(prop.get('default'))}"
+        lines.append(line)
+    return "\n".join(lines) or "(no arguments)"
+
+
+def _listing_failure(exc: BaseException) -> str:
+    """Why one service's tools could not be listed, in a line (with file:line for a broken import)."""
+    from .errors import DevenvError
+
+    if isinstance(exc, DevenvError):
+        return f"{type(exc).__name__}: {exc}"
+    from .reloader import describe_failure
+
+    failure = describe_failure(exc, [os.getcwd()])
+    return f"{failure['error']} at {failure['where']}"
+
+
 @app.command()
 def tools(
-    service: Annotated[str | None, typer.Argument(help="Only this service")] = None,
+    service: Annotated[str | None, typer.Argument(help="Only this service, with each tool's arguments")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the MCP tool definitions as JSON")] = False,
 ) -> None:
-    """List tools, in whichever mode the environment says (K8S_MODE)."""
+    """List tools, in whichever mode the environment says (K8S_MODE); exits 1 if a service could not be listed."""
     from .client import MCPClient
-    from .errors import DevenvError
+    from .errors import DevenvError, ServiceNotFound
     from .tools import default_registry
 
-    names = [service] if service else default_registry().names()
-    client = MCPClient()
     try:
-        listing = {name: client.list_tools(name) for name in names}
+        names = [service] if service else default_registry().names()
+        client = MCPClient()
     except DevenvError as exc:
         raise _fail(str(exc)) from None
+    listing, failures = {}, {}
+    try:
+        for name in names:  # one broken service must not hide the others
+            try:
+                listing[name] = client.list_tools(name)
+            except ServiceNotFound as exc:
+                raise _fail(str(exc)) from None
+            except Exception as exc:  # a service whose import fails raises whatever its code raises
+                failures[name] = _listing_failure(exc)
     finally:
         client.close()
     if as_json:
         typer.echo(json.dumps(listing, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"tools ({client.mode})")
-    table.add_column("tool", no_wrap=True)  # names are what users copy: never cut them
-    table.add_column("annotations")
-    table.add_column("description")
-    for name, defs in listing.items():
-        for d in defs:
+    elif service and listing:  # one service: each tool with its arguments, as plain lines (never cut)
+        for d in listing[service]:
             hints = ", ".join(k.removesuffix("Hint") for k, v in d.get("annotations", {}).items() if v is True)
-            table.add_row(f"{name}/{d['name']}", hints, (d.get("description") or "").splitlines()[0])
-    Console().print(table)
+            typer.echo(f"{service}/{d['name']}" + (f"  [{hints}]" if hints else ""))
+            if d.get("description"):
+                typer.echo(f"    {d['description'].splitlines()[0]}")
+            for line in _arguments(d).splitlines():
+                typer.echo(f"    {line}")
+    elif listing:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"tools ({client.mode})")
+        table.add_column("tool", no_wrap=True)  # names are what users copy: never cut them
+        table.add_column("annotations")
+        table.add_column("description")
+        for name, defs in listing.items():
+            for d in defs:
+                hints = ", ".join(k.removesuffix("Hint") for k, v in d.get("annotations", {}).items() if v is True)
+                table.add_row(f"{name}/{d['name']}", hints, (d.get("description") or "").splitlines()[0])
+        Console().print(table)
+    for name, why in failures.items():
+        typer.secho(f"error: {name}: {why}", fg=typer.colors.RED, err=True)
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -230,6 +289,15 @@ def up(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait until every service answers (default: the target's own)")
     ] = None,
+    port_base: Annotated[
+        int | None,
+        typer.Option(
+            "--port-base",
+            min=1,
+            max=65535,
+            help="local: ports from N up (skipping ones in use) instead of each service's declared port",
+        ),
+    ] = None,
     target: _Target = "local",
     state_dir: _StateDir = None,
 ) -> None:
@@ -244,8 +312,13 @@ def up(
     from .errors import DevenvError
 
     console = Console()
+    ports = {}
+    if port_base is not None:
+        if target != "local":
+            raise _fail(f"--port-base is for the local target; the {target} target chooses its own ports", 2)
+        ports = {"first_port": port_base, "declared_ports": False}
     try:
-        stack = _stack(target, state_dir, reload=reload)
+        stack = _stack(target, state_dir, reload=reload, **ports)
         with console.status("starting services, waiting for GET /health ..."):
             # Each target knows how long it needs: seconds for processes, minutes for rollouts.
             stack.up(services or None, **({} if timeout is None else {"timeout": timeout}))

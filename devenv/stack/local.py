@@ -334,7 +334,7 @@ class LocalStack(StateDir, Stack):
                 raise StackError(
                     f"cannot start {name!r}: port {port} on {self.host} {reason}. It is the port "
                     f"{name!r} declares (Service(port={port})); stop what listens there "
-                    f"(`ss -ltnp 'sport = :{port}'`) or change the port"
+                    f"(`ss -ltnp 'sport = :{port}'`) or choose other ports: `devenv up --port-base N`"
                 )
         ports: dict[str, int] = {}
         candidate = self.first_port
