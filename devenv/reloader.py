@@ -2,12 +2,12 @@
 
 The supervisor (this process) binds the port once, imports the third-party stack (uvicorn,
 FastAPI, pydantic, and whatever else the last worker imported from outside the watched
-folders) and forks a worker per version of the code. A worker drops every module from the
-watched folders (``devenv/`` and the services package) that it inherited, imports the
-service afresh, tells the supervisor which files it imported, and serves on the inherited
-socket. So a restart costs the import of the service and devenv only, not of an interpreter
-and FastAPI, and it happens only when a file the worker imported (or one in the service's
-own folder) changed: editing one service leaves the others' processes alone.
+folders) and devenv itself (again after each change in ``devenv/``), and forks a worker per
+version of the code. A worker drops the modules of the services package it inherited,
+imports the service afresh, tells the supervisor which files it imported, and serves on the
+inherited socket. So a restart costs the import of the service only, not of an interpreter,
+FastAPI and devenv, and it happens only when a file the worker imported (or one in the
+service's own folder) changed: editing one service leaves the others' processes alone.
 
 The listening socket belongs to the supervisor, so connections wait in its backlog while a
 worker is replaced, never refused: the new worker is forked and imported while the old one
@@ -145,7 +145,7 @@ def crash_app(service: str, failure: dict[str, Any]):
 
 
 def _purge(roots: list[Path]) -> None:
-    """Forget the inherited modules from the watched folders, so the worker imports today's code."""
+    """Forget the modules from ``roots``, so that the next import reads today's code."""
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if name != "__main__" and path and any(_under(Path(path), root) for root in roots):
@@ -167,13 +167,15 @@ def _imported(roots: list[Path]) -> tuple[list[str], list[str]]:
     return ours, theirs
 
 
-def _worker(sock: socket.socket, report: int, service: str, host: str, port: int, roots: list[Path]) -> None:
-    """Runs in the forked child; never returns."""
+def _worker(
+    sock: socket.socket, report: int, service: str, host: str, port: int, roots: list[Path], stale: list[Path]
+) -> None:
+    """Runs in the forked child; never returns. ``stale``: the folders whose inherited modules to drop."""
     code = 0
     try:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own; the supervisor's are not ours
-        _purge(roots)
+        _purge(stale)
         failure = None
         try:
             app = importlib.import_module("devenv.server").app_from_env()
@@ -227,7 +229,9 @@ class _Supervisor:
     ) -> None:
         self.sock, self.service, self.host, self.port = sock, service, host, port
         self.roots = roots
+        self.devenv = roots[0]  # devenv's own folder; the others hold the services
         self.own = own  # the service's own folder: any change there restarts it
+        self.warm = False  # devenv.server is imported here, as of the code on disk
         self.current: _Worker | None = None
         self.retiring: dict[int, float] = {}  # old workers told to stop → when to SIGKILL them
         self.stopping = False
@@ -241,6 +245,18 @@ class _Supervisor:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
 
+    def warm_up(self) -> None:
+        """Import devenv (server, tools, ...) here, afresh, so that a worker needs only the service.
+
+        If devenv itself does not import, the workers import it and show why (crash_app)."""
+        _purge([self.devenv])
+        try:
+            importlib.import_module("devenv.server")
+            self.warm = True
+        except BaseException:  # a broken devenv/ edit: the worker reports it
+            _purge([self.devenv])
+            self.warm = False
+
     def fork(self) -> _Worker:
         read, write = os.pipe()
         sys.stdout.flush()
@@ -248,7 +264,8 @@ class _Supervisor:
         pid = os.fork()
         if pid == 0:
             os.close(read)
-            _worker(self.sock, write, self.service, self.host, self.port, self.roots)
+            stale = self.roots[1:] if self.warm else self.roots
+            _worker(self.sock, write, self.service, self.host, self.port, self.roots, stale)
         os.close(write)
         return _Worker(pid, read)
 
@@ -281,9 +298,12 @@ class _Supervisor:
             )
         self.preload(report["modules"])
 
-    def replace(self, why: str) -> None:
+    def replace(self, paths: list[Path]) -> None:
         old = self.current
+        why = ", ".join(_shown(str(p)) for p in paths[:3])
         logger.info("reloading %s: %s changed", self.service, why, extra={"service": self.service})
+        if not self.warm or any(_under(p, self.devenv) for p in paths):
+            self.warm_up()
         new = self.fork()
         self.wait_ready(new)  # the old worker serves meanwhile
         self.current = new
@@ -312,6 +332,7 @@ class _Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, stop)
         self.preload(_PRELOAD)
+        self.warm_up()
         self.current = self.fork()
         self.wait_ready(self.current)
         own_code = {str(Path(__file__).resolve())}
@@ -337,7 +358,7 @@ class _Supervisor:
                 if relevant:
                     if own_code & {str(p.resolve()) for p in relevant}:
                         logger.warning("devenv/reloader.py changed: restart `devenv serve` to use it")
-                    self.replace(", ".join(_shown(str(p)) for p in relevant[:3]))
+                    self.replace(relevant)
         finally:
             for pid in [*self.retiring, *([self.current.pid] if self.current else [])]:
                 _terminate(pid)

@@ -68,8 +68,7 @@ def test_a_refused_connection_elsewhere_points_at_the_cluster_and_the_url_settin
 
 def test_after_the_first_contact_a_refused_connection_is_retried():
     """A service that answered once and then refuses is restarting: the call waits for it."""
-    from devenv import Service
-    from devenv import create_app
+    from devenv import Service, create_app
     from devenv.testing import serve_in_thread
 
     service = Service("demo")
