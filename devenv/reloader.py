@@ -333,9 +333,11 @@ class _Supervisor:
             signal.signal(sig, stop)
         self.preload(_PRELOAD)
         self.warm_up()
+        forked_at = time.time()
         self.current = self.fork()
         self.wait_ready(self.current)
         own_code = {str(Path(__file__).resolve())}
+        first = True
         try:
             for changes in watchfiles.watch(
                 *self.roots,
@@ -352,6 +354,9 @@ class _Supervisor:
                     logger.error("the worker of %s exited with code %s", self.service, exited)
                     return exited or 1
                 changed = sorted({Path(p) for _, p in changes})
+                if first:  # the watcher starts after the first worker: catch what was saved meanwhile
+                    first = False
+                    changed = sorted({*changed, *self._saved_since(forked_at)})
                 for path in changed:
                     _drop_bytecode(path)
                 relevant = [p for p in changed if self.concerns(p)]
@@ -364,6 +369,18 @@ class _Supervisor:
                 _terminate(pid)
             self.sock.close()
         return 0
+
+    def _saved_since(self, when: float) -> list[Path]:
+        """Files of the current worker, or in the service's folder, modified after ``when``."""
+        files = {Path(f) for f in self.current.files} if self.current else set()
+        if self.own is not None:
+            files.update(p for p in self.own.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        saved = []
+        for path in files:
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime >= when - 0.01:
+                    saved.append(path)
+        return saved
 
     def _reap(self) -> int | None:
         """The exit code of the current worker if it died on its own, else None; reaps old workers."""

@@ -213,3 +213,16 @@ def test_serve_on_a_taken_port_says_so_in_one_line(project):
                 f"error: port {port} on 127.0.0.1 is already in use; choose another with --port N "
                 f"(see what listens: ss -ltnp 'sport = :{port}')"
             ]
+
+
+def test_an_edit_saved_while_the_service_starts_is_not_missed(project, tmp_path):
+    """The file watcher starts after the first worker has imported: a save in between still counts."""
+    package, name = project
+    stack = LocalStack(tmp_path / "state", reload=True, registry=Registry(name), declared_ports=False, first_port=21200)
+    try:
+        stack.up(["beta"], wait=False)
+        write(package, "beta", "'saved during start-up'")  # likely before the watcher runs
+        url = stack.endpoints()["beta"]
+        until(lambda: call(url, "answer") == "saved during start-up", what="the early save to be served")
+    finally:
+        stack.down()
