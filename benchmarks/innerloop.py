@@ -332,9 +332,51 @@ def _docker(plan: Plan, docker_stack: Any) -> dict[str, Any]:
     return results
 
 
+def _fail_fast(repetitions: int = 5) -> dict[str, Any]:
+    """Seconds until a fresh remote-mode client's first call fails where no stack is: nothing
+    listens on the port (a stopped stack, a stale ``eval $(devenv env)``), or the in-cluster
+    name does not resolve (``K8S_MODE=true`` outside a cluster). The client's timeout is 30 s."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening: refused
+        cases = {"refused": closed, "unresolved": "http://pulse-service.invalid:8080"}
+        out: dict[str, Any] = {}
+        saved = {k: os.environ.pop(k, None) for k in ("DEVENV_URL_PULSE", "DEVENV_SERVICES")}
+        try:
+            for case, url in cases.items():
+                os.environ["DEVENV_URL_PULSE"] = url  # as `eval $(devenv env)` would have set it
+                out[case] = _first_call(case, repetitions)
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key, None)
+                if value is not None:
+                    os.environ[key] = value
+    return out
+
+
+def _first_call(case: str, repetitions: int) -> dict[str, Any]:
+    from devenv import MCPClient, ServiceUnavailable
+
+    seconds, message = [], ""
+    for _ in range(repetitions):
+        client = MCPClient(mode="http", timeout=30)
+        start = time.perf_counter()
+        try:
+            client.call(f"{PULSE}/version", {})
+        except ServiceUnavailable as exc:
+            message = str(exc)
+        finally:
+            seconds.append(time.perf_counter() - start)
+            client.close()
+    return _summary(seconds, label=f"first call, {case}", message=message[:400])
+
+
 def run(plan: Plan) -> dict[str, Any]:
     results = _local(plan)
     results["local_stack_reload"] = _local_stack(plan)
+    results["fail_fast"] = _fail_fast()
     if not plan.docker:
         results["docker"] = {"skipped": "not in --quick (image builds take minutes)"}
         return results

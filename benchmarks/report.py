@@ -49,6 +49,8 @@ TARGETS: dict[str, tuple[str, float, str, str]] = {
     "edit_to_live_local_s": ("<=", 1.0, "edit-to-live, local mode", "s"),
     "edit_to_live_tilt_minus_devenv_up_s": ("<=", 0.2, "edit-to-live, tilt up --target=local − devenv up", "s"),
     "edit_to_live_local_stack_s": ("<=", 0.5, "edit-to-live, local mode, whole example stack up", "s"),
+    "fail_fast_refused_s": ("<=", 1.0, "first call where nothing listens, until ServiceUnavailable (slowest)", "s"),
+    "fail_fast_unresolved_s": ("<=", 1.0, "first call to a name that does not resolve (slowest)", "s"),
     "startup_local_s": ("<=", 3.0, "example stack ready, local mode", "s"),
 }
 
@@ -209,6 +211,8 @@ def ratios(document: dict[str, Any]) -> dict[str, Any]:
         ),
         "edit_to_live_local_s": get(loop, "local_reload", "median"),
         "edit_to_live_local_stack_s": get(loop, "local_stack_reload", "median"),
+        "fail_fast_refused_s": get(loop, "fail_fast", "refused", "max"),
+        "fail_fast_unresolved_s": get(loop, "fail_fast", "unresolved", "max"),
         "edit_to_live_restart_over_reload": _ratio(
             get(loop, "local_restart", "median"), get(loop, "local_reload", "median")
         ),
