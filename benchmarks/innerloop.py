@@ -6,7 +6,11 @@ the tool returns the next number, and polls ``POST /tools/version`` (a fresh con
 every 5 ms) until that number comes back. The clock starts just before the write.
 
 - local, live reload: ``LocalStack(reload=True)`` (what ``devenv up`` runs): the write is
-  all the developer does; uvicorn's reloader (watchfiles) restarts the worker.
+  all the developer does; devenv's forking reloader (``devenv.reloader``) forks a new worker.
+- local, live reload, whole stack: the same edit with the five example services up beside
+  ``pulse`` (a copy of the project, ``services/pulse`` added); afterwards the other five must
+  still run in the same worker processes, and ``notifications`` must still hold what it was
+  sent before the edits (``others_untouched``).
 - local, restart (the baseline): ``LocalStack(reload=False)``: write, ``down()``, ``up()``.
 - docker, live reload: ``DockerStack(reload=True)``: the image's dev stage with the project's
   ``devenv/`` and ``services/`` mounted (from a copy of the project, so the edit stays there).
@@ -63,10 +67,9 @@ def _summary(seconds: list[float], **extra: Any) -> dict[str, Any]:
 # Where the time of one live reload goes, read from the service's log (uvicorn's and devenv's
 # JSON lines carry millisecond timestamps): phase → the log message that ends it.
 _PHASES = [
-    ("detect", "shutting down ("),  # watchfiles saw the write; the reloader sent SIGTERM to the worker
-    ("stop", "Finished server process"),  # the old worker drained and exited
-    ("start", "Application startup complete."),  # a new interpreter imported uvicorn, devenv, the service
-]
+    ("detect", "reloading "),  # watchfiles saw the write and the supervisor forks a new worker
+    ("start", "Application startup complete."),  # the fork imported devenv and the service afresh
+]  # the old worker stops after the new one serves: that is off the path to the first answer
 
 
 def _phases(log: Path, edited: float, live: float) -> dict[str, float] | None:
@@ -179,6 +182,93 @@ def _local(plan: Plan) -> dict[str, Any]:
     return results
 
 
+def _others(stack: Any, skip: str) -> dict[str, list[int]]:
+    """Service → the pids of the workers its reloader forked (children of the recorded pid)."""
+    parents = {s.pid: s.name for s in stack.status() if s.name != skip and s.pid}
+    found: dict[str, list[int]] = {name: [] for name in parents.values()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) in parents and fields[0] not in "ZX":
+            found[parents[int(fields[1])]].append(int(entry.name))
+    return {name: sorted(pids) for name, pids in found.items()}
+
+
+def _local_stack(plan: Plan) -> dict[str, Any]:
+    """Edit-to-live with the whole example stack up; the other services must not notice."""
+    import httpx
+
+    from devenv.stack import LocalStack
+    from devenv.tools import Registry
+
+    from .stacks import data_env
+
+    class CopyRegistry(Registry):  # the copy's services, whatever `services` this process imported
+        def __init__(self, folder: Path) -> None:
+            super().__init__("services")
+            self.folder = folder
+
+        def names(self) -> list[str]:
+            return sorted(p.parent.name.replace("_", "-") for p in self.folder.glob("*/service.py"))
+
+    counter = itertools.count(500)
+    with workdir("stack") as root:
+        project = project_copy(root)
+        service_dir = project / "services" / PULSE
+        here = os.getcwd()
+        os.chdir(project)  # the service processes import devenv and services from the copy
+        try:
+            stack = LocalStack(
+                root / "state",
+                reload=True,
+                env={**data_env(root), "PYTHONPATH": str(project)},
+                registry=CopyRegistry(project / "services"),
+                declared_ports=False,
+                first_port=first_port(),
+            )
+            urls = stack.up()
+            url = urls[PULSE]
+            log = stack.state_dir / f"{PULSE}.log"
+            try:
+                note = httpx.post(f"{urls['notifications']}/tools/notify", json={"message": "before"}, timeout=10)
+                note.raise_for_status()
+                before = _others(stack, PULSE)
+                current = 0
+                _settle(url, current, plan.timeout)
+                seconds, phases = [], []
+                for _ in range(plan.repetitions):
+                    current = next(counter)
+                    wall, start = time.time(), time.perf_counter()
+                    write_pulse(service_dir, current)
+                    took = wait_for_value(url, current, plan.timeout) - start
+                    seconds.append(took)
+                    _settle(url, current, plan.timeout)
+                    split = _phases(log, wall, wall + took)
+                    if split:
+                        phases.append(split)
+                after = _others(stack, PULSE)
+                kept = httpx.post(f"{urls['notifications']}/tools/list_notifications", json={}, timeout=10).json()
+            finally:
+                stack.down()
+        finally:
+            os.chdir(here)
+    untouched = before == after and all(before.values()) and any(n.get("message") == "before" for n in kept)
+    breakdown = {phase: spread([p[phase] for p in phases]) for phase in phases[0]} if phases else None
+    return _summary(
+        seconds,
+        label=f"local, live reload, whole stack ({len(urls)} services)",
+        phases=breakdown,
+        services=len(urls),
+        others_untouched=untouched,
+        other_workers={"before": before, "after": after},
+    )
+
+
 # -- docker -----------------------------------------------------------------------------------
 
 
@@ -242,8 +332,51 @@ def _docker(plan: Plan, docker_stack: Any) -> dict[str, Any]:
     return results
 
 
+def _fail_fast(repetitions: int = 5) -> dict[str, Any]:
+    """Seconds until a fresh remote-mode client's first call fails where no stack is: nothing
+    listens on the port (a stopped stack, a stale ``eval $(devenv env)``), or the in-cluster
+    name does not resolve (``K8S_MODE=true`` outside a cluster). The client's timeout is 30 s."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening: refused
+        cases = {"refused": closed, "unresolved": "http://pulse-service.invalid:8080"}
+        out: dict[str, Any] = {}
+        saved = {k: os.environ.pop(k, None) for k in ("DEVENV_URL_PULSE", "DEVENV_SERVICES")}
+        try:
+            for case, url in cases.items():
+                os.environ["DEVENV_URL_PULSE"] = url  # as `eval $(devenv env)` would have set it
+                out[case] = _first_call(case, repetitions)
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key, None)
+                if value is not None:
+                    os.environ[key] = value
+    return out
+
+
+def _first_call(case: str, repetitions: int) -> dict[str, Any]:
+    from devenv import MCPClient, ServiceUnavailable
+
+    seconds, message = [], ""
+    for _ in range(repetitions):
+        client = MCPClient(mode="http", timeout=30)
+        start = time.perf_counter()
+        try:
+            client.call(f"{PULSE}/version", {})
+        except ServiceUnavailable as exc:
+            message = str(exc)
+        finally:
+            seconds.append(time.perf_counter() - start)
+            client.close()
+    return _summary(seconds, label=f"first call, {case}", message=message[:400])
+
+
 def run(plan: Plan) -> dict[str, Any]:
     results = _local(plan)
+    results["local_stack_reload"] = _local_stack(plan)
+    results["fail_fast"] = _fail_fast()
     if not plan.docker:
         results["docker"] = {"skipped": "not in --quick (image builds take minutes)"}
         return results

@@ -48,6 +48,9 @@ TARGETS: dict[str, tuple[str, float, str, str]] = {
     "http_p50_ms": ("<=", 0.8, "/mcp tools/call p50, sequential", "ms"),
     "edit_to_live_local_s": ("<=", 1.0, "edit-to-live, local mode", "s"),
     "edit_to_live_tilt_minus_devenv_up_s": ("<=", 0.2, "edit-to-live, tilt up --target=local − devenv up", "s"),
+    "edit_to_live_local_stack_s": ("<=", 0.5, "edit-to-live, local mode, whole example stack up", "s"),
+    "fail_fast_refused_s": ("<=", 1.0, "first call where nothing listens, until ServiceUnavailable (slowest)", "s"),
+    "fail_fast_unresolved_s": ("<=", 1.0, "first call to a name that does not resolve (slowest)", "s"),
     "startup_local_s": ("<=", 3.0, "example stack ready, local mode", "s"),
 }
 
@@ -213,6 +216,9 @@ def ratios(document: dict[str, Any]) -> dict[str, Any]:
             get(cache, "redis", "hit", "median"), get(cache, "memory", "hit", "median")
         ),
         "edit_to_live_local_s": get(loop, "local_reload", "median"),
+        "edit_to_live_local_stack_s": get(loop, "local_stack_reload", "median"),
+        "fail_fast_refused_s": get(loop, "fail_fast", "refused", "max"),
+        "fail_fast_unresolved_s": get(loop, "fail_fast", "unresolved", "max"),
         "edit_to_live_restart_over_reload": _ratio(
             get(loop, "local_restart", "median"), get(loop, "local_reload", "median")
         ),
@@ -442,13 +448,15 @@ def startup_table(results: dict[str, Any]) -> Table:
 def innerloop_table(results: dict[str, Any]) -> Table:
     def phases(entry: dict[str, Any]) -> list[str]:
         split = entry.get("phases") or {}
-        cells = [secs(get(split, phase, "median")) for phase in ("detect", "stop", "start", "first_answer")]
-        return [*cells, str(entry.get("repetitions", ""))]
+        cells = [secs(get(split, phase, "median")) for phase in ("detect", "start", "first_answer")]
+        untouched = entry.get("others_untouched")
+        others = "" if untouched is None else ("yes" if untouched else "NO")
+        return [*cells, others, str(entry.get("repetitions", ""))]
 
-    keys = ["local_reload", "local_restart", "docker_reload", "docker_rebuild", "docker"]
+    keys = ["local_reload", "local_stack_reload", "local_restart", "docker_reload", "docker_rebuild", "docker"]
     return (
         "Inner loop: file write to the first answer that shows it (s); a live reload's phases from its log",
-        ["mode", "edit-to-live s", "min–max", "detect", "stop", "start", "1st answer", "reps"],
+        ["mode", "edit-to-live s", "min–max", "detect", "start", "1st answer", "others untouched", "reps"],
         _seconds_rows(results, keys, phases),
     )
 

@@ -31,70 +31,146 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart when a source file changes")] = False,
 ) -> None:
     """Serve one service: POST /mcp, POST /tools/{name}, /health, /ready, /metrics."""
-    import uvicorn
-
     from .errors import DevenvError
+    from .ports import bind_port
     from .tools import default_registry
 
+    registry = default_registry()
+    os.environ["DEVENV_SERVICE"] = service  # read by the factory, also in reload's worker processes
+    os.environ["DEVENV_BIND_HOST"] = host  # bound to loopback: the app accepts only loopback Host headers
     try:
-        svc = default_registry().get(service)
+        if reload:  # the service is imported by the workers only: a broken one is shown, not fatal
+            from .stack.local import declared_port
+
+            if service not in registry.names():
+                registry.get(service)  # raises ServiceNotFound with the names there are
+            chosen = port or declared_port(registry.package, service) or 8080
+        else:
+            chosen = port or registry.get(service).port or 8080
+        sock = bind_port(host, chosen)
     except DevenvError as exc:
         raise _fail(str(exc)) from None
-    os.environ["DEVENV_SERVICE"] = service  # read by the factory, also in reload's worker process
-    os.environ["DEVENV_BIND_HOST"] = host  # bound to loopback: the app accepts only loopback Host headers
-    reload_dirs = None
     if reload:
+        from pathlib import Path
+
         import devenv
 
-        pkg = sys.modules[default_registry().package]
+        from .reloader import serve_with_reload
+
+        pkg = sys.modules[registry.package]
         # Watch the code that can change (devenv and the services package), not .venv or .git.
-        reload_dirs = [os.path.dirname(devenv.__file__), *list(getattr(pkg, "__path__", []))]
-    uvicorn.run(
+        roots = [Path(devenv.__file__).parent, *(Path(p) for p in getattr(pkg, "__path__", []))]
+        own = next((r / service.replace("-", "_") for r in roots[1:] if (r / service.replace("-", "_")).is_dir()), None)
+        raise typer.Exit(serve_with_reload(sock, service, roots, own))
+    import uvicorn
+
+    config = uvicorn.Config(
         "devenv.server:app_from_env",
         factory=True,
         host=host,
-        port=port or svc.port or 8080,
-        reload=reload,
-        reload_dirs=reload_dirs,
+        port=chosen,
         log_config=None,  # the factory installs JSON logging
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)  # the app failed to start; its log lines above say why
+
+
+def _schema_type(schema: dict) -> str:
+    """A short type name for one JSON Schema property: ``string``, ``integer[]``, ``string | null``, ``Level``."""
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    if "anyOf" in schema:
+        return " | ".join(_schema_type(s) for s in schema["anyOf"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"{_schema_type(schema.get('items', {}))}[]"
+    return " | ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _arguments(definition: dict) -> str:
+    """One line per argument: ``name: type`` (required) or ``name: type = default``."""
+    schema = definition.get("inputSchema") or {}
+    required = set(schema.get("required", []))
+    lines = []
+    for name, prop in (schema.get("properties") or {}).items():
+        line = f"{name}: {_schema_type(prop)}"
+        if name not in required:
+            line += f" = {json.dumps(prop.get('default'))}"
+        lines.append(line)
+    return "\n".join(lines) or "(no arguments)"
+
+
+def _listing_failure(exc: BaseException) -> str:
+    """Why one service's tools could not be listed, in a line (with file:line for a broken import)."""
+    from .errors import DevenvError
+
+    if isinstance(exc, DevenvError):
+        return f"{type(exc).__name__}: {exc}"
+    from .reloader import describe_failure
+
+    failure = describe_failure(exc, [os.getcwd()])
+    return f"{failure['error']} at {failure['where']}"
 
 
 @app.command()
 def tools(
-    service: Annotated[str | None, typer.Argument(help="Only this service")] = None,
+    service: Annotated[str | None, typer.Argument(help="Only this service, with each tool's arguments")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the MCP tool definitions as JSON")] = False,
 ) -> None:
-    """List tools, in whichever mode the environment says (K8S_MODE)."""
+    """List tools, in whichever mode the environment says (K8S_MODE); exits 1 if a service could not be listed."""
     from .client import MCPClient
-    from .errors import DevenvError
+    from .errors import DevenvError, ServiceNotFound
     from .tools import default_registry
 
-    names = [service] if service else default_registry().names()
-    client = MCPClient()
     try:
-        listing = {name: client.list_tools(name) for name in names}
+        names = [service] if service else default_registry().names()
+        client = MCPClient()
     except DevenvError as exc:
         raise _fail(str(exc)) from None
+    listing, failures = {}, {}
+    try:
+        for name in names:  # one broken service must not hide the others
+            try:
+                listing[name] = client.list_tools(name)
+            except ServiceNotFound as exc:
+                raise _fail(str(exc)) from None
+            except Exception as exc:  # a service whose import fails raises whatever its code raises
+                failures[name] = _listing_failure(exc)
     finally:
         client.close()
     if as_json:
         typer.echo(json.dumps(listing, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"tools ({client.mode})")
-    table.add_column("tool", no_wrap=True)  # names are what users copy: never cut them
-    table.add_column("annotations")
-    table.add_column("description")
-    for name, defs in listing.items():
-        for d in defs:
+    elif service and listing:  # one service: each tool with its arguments, as plain lines (never cut)
+        for d in listing[service]:
             hints = ", ".join(k.removesuffix("Hint") for k, v in d.get("annotations", {}).items() if v is True)
-            table.add_row(f"{name}/{d['name']}", hints, (d.get("description") or "").splitlines()[0])
-    Console().print(table)
+            typer.echo(f"{service}/{d['name']}" + (f"  [{hints}]" if hints else ""))
+            if d.get("description"):
+                typer.echo(f"    {d['description'].splitlines()[0]}")
+            for line in _arguments(d).splitlines():
+                typer.echo(f"    {line}")
+    elif listing:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"tools ({client.mode})")
+        table.add_column("tool", no_wrap=True)  # names are what users copy: never cut them
+        table.add_column("annotations")
+        table.add_column("description")
+        for name, defs in listing.items():
+            for d in defs:
+                hints = ", ".join(k.removesuffix("Hint") for k, v in d.get("annotations", {}).items() if v is True)
+                table.add_row(f"{name}/{d['name']}", hints, (d.get("description") or "").splitlines()[0])
+        Console().print(table)
+    for name, why in failures.items():
+        typer.secho(f"error: {name}: {why}", fg=typer.colors.RED, err=True)
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -194,7 +270,7 @@ def _status_table(statuses, title: str):
     styles = {"healthy": "green", "stopped": "red"}
     table = Table("service", "url", "pid", "health", title=title, title_justify="left")
     for s in statuses:
-        style = styles.get(s.health, "yellow")
+        style = "red" if s.health.startswith("crashed") else styles.get(s.health, "yellow")
         table.add_row(s.name, s.url, str(s.pid) if s.pid else "-", f"[{style}]{s.health}[/]")
     return table
 
@@ -213,6 +289,15 @@ def up(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait until every service answers (default: the target's own)")
     ] = None,
+    port_base: Annotated[
+        int | None,
+        typer.Option(
+            "--port-base",
+            min=1,
+            max=65535,
+            help="local: ports from N up (skipping ones in use) instead of each service's declared port",
+        ),
+    ] = None,
     target: _Target = "local",
     state_dir: _StateDir = None,
     observe: Annotated[
@@ -230,8 +315,13 @@ def up(
     from .errors import DevenvError
 
     console = Console()
+    ports = {}
+    if port_base is not None:
+        if target != "local":
+            raise _fail(f"--port-base is for the local target; the {target} target chooses its own ports", 2)
+        ports = {"first_port": port_base, "declared_ports": False}
     try:
-        stack = _stack(target, state_dir, reload=reload)
+        stack = _stack(target, state_dir, reload=reload, **ports)
         with console.status("starting services, waiting for GET /health ..."):
             # Each target knows how long it needs: seconds for processes, minutes for rollouts.
             stack.up(services or None, **({} if timeout is None else {"timeout": timeout}))
@@ -273,7 +363,7 @@ def up(
         if live is None:
             console.print(view(statuses))
         with live or contextlib.nullcontext():
-            while not stop.wait(1.0):
+            while not stop.wait(0.5):  # a broken edit shows within a second of the save
                 previous_health = {s.name: s.health for s in statuses}
                 statuses = stack.status()
                 if not statuses:  # `devenv down` in another terminal took the stack away
@@ -362,6 +452,11 @@ def status(target: _Target = "local", state_dir: _StateDir = None) -> None:
     console.print(_status_table(statuses, f"devenv stack ({target})"))
     if not any(s.running for s in statuses):
         console.print("no stack running (these processes are gone); `devenv down` removes the stale state")
+        return
+    unhealthy = [s.name for s in statuses if not s.healthy]
+    if unhealthy:  # a stack that runs with a broken or stopped service: scripts and `make` see it too
+        typer.secho(f"not healthy: {', '.join(unhealthy)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

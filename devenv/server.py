@@ -193,6 +193,8 @@ class _Runtime:
 
     def record(self, tool: str, transport: str, status: str, elapsed: float, error: DevenvError | None) -> None:
         self.metrics.observe(tool, transport, status, elapsed)
+        if not call_log.isEnabledFor(logging.INFO):
+            return
         extra = {
             "service": self.service.name,
             "tool": tool,
@@ -202,7 +204,10 @@ class _Runtime:
         }
         if error is not None:
             extra["error"] = redact(str(error))
-        call_log.info("tool call", extra=extra)
+        # The record made by hand: Logger.info would walk the stack for a caller no one logs.
+        entry = logging.LogRecord(call_log.name, logging.INFO, __file__, 0, "tool call", None, None, "record")
+        entry.__dict__.update(extra)
+        call_log.handle(entry)
 
     def begin_drain(self, why: str) -> None:
         if not self.draining:

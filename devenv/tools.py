@@ -8,6 +8,7 @@ pydantic, so the same validation and serialisation run in-process and on the ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -94,6 +95,36 @@ def _hoist_defs(schema: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return schema, schema.pop("$defs", {})
 
 
+_fingerprints: dict[tuple[Any, ...], str] = {}
+_fingerprints_lock = threading.Lock()
+
+
+def code_fingerprint(fn: Callable[..., Any]) -> str:
+    """A short hash of the code ``fn`` runs: every ``.py`` file of the package its module is in
+    (a service's ``service.py`` and its helpers), else its module's file, else its bytecode."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)  # a callable object has none: use its module's
+    source = code.co_filename if code else getattr(inspect.getmodule(fn), "__file__", None)
+    path = Path(source) if source else None
+    if path is None or not path.is_file():  # defined in a REPL or exec(): the bytecode is all there is
+        raw = repr((code.co_code, code.co_consts)).encode() if code else repr(fn).encode()
+        return hashlib.sha256(raw).hexdigest()[:12]
+    files = sorted(path.parent.glob("*.py")) if (path.parent / "__init__.py").is_file() else [path]
+    stamps = []
+    for file in files:
+        with contextlib.suppress(OSError):  # deleted meanwhile: hash what is there
+            st = file.stat()
+            stamps.append((file, st.st_mtime_ns, st.st_size))
+    key = tuple(stamps)
+    with _fingerprints_lock:
+        if key not in _fingerprints:  # read each file once per version of it
+            digest = hashlib.sha256()
+            for file, _, _ in stamps:
+                with contextlib.suppress(OSError):
+                    digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+            _fingerprints[key] = digest.hexdigest()[:12]
+        return _fingerprints[key]
+
+
 class Tool:
     """One callable tool: validation, execution, serialisation and result caching."""
 
@@ -128,6 +159,8 @@ class Tool:
         self.read_only = read_only
         self.idempotent = read_only or idempotent  # reads are safe to repeat
         self.cache_ttl = cache_ttl
+        # Hashed when the tool is defined, i.e. of the code this process runs (not of a later edit).
+        self._code_hash = code_fingerprint(fn) if cache_ttl else ""
         summary, arg_docs = _split_docstring(inspect.getdoc(fn) or "")
         self.description = description or summary or self.name.replace("_", " ")  # MCP wants one
         self.annotations: dict[str, Any] = {"readOnlyHint": read_only, "idempotentHint": self.idempotent}
@@ -265,8 +298,9 @@ class Tool:
 
     def _cache_key(self, args: Any) -> str:
         digest = hashlib.sha256(args.model_dump_json().encode()).hexdigest()[:32]
-        # The version is in the key so a deploy never serves results shaped by the old code.
-        return f"devenv:{self.service.name}:{self.service.version}:{self.name}:{digest}"
+        # The version and a hash of the code are in the key, so neither a deploy nor a live reload
+        # serves results the old code computed (a version nobody bumped changes nothing).
+        return f"devenv:{self.service.name}:{self.service.version}:{self._code_hash}:{self.name}:{digest}"
 
     # -- execution ---------------------------------------------------------------------------
 

@@ -140,6 +140,16 @@ def _port_in_source(path: Path) -> int | None:
     return None
 
 
+def declared_port(package: str | None, name: str) -> int | None:
+    """``port=`` of the ``Service(...)`` call in ``<package>/<name>/service.py``, if a literal."""
+    spec = importlib.util.find_spec(package) if package else None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / name.replace("-", "_") / "service.py"
+        if path.is_file():
+            return _port_in_source(path)
+    return None
+
+
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     from ..config import redact
 
@@ -324,7 +334,7 @@ class LocalStack(StateDir, Stack):
                 raise StackError(
                     f"cannot start {name!r}: port {port} on {self.host} {reason}. It is the port "
                     f"{name!r} declares (Service(port={port})); stop what listens there "
-                    f"(`ss -ltnp 'sport = :{port}'`) or change the port"
+                    f"(`ss -ltnp 'sport = :{port}'`) or choose other ports: `devenv up --port-base N`"
                 )
         ports: dict[str, int] = {}
         candidate = self.first_port
@@ -340,13 +350,7 @@ class LocalStack(StateDir, Stack):
         return ports
 
     def _declared_port(self, name: str) -> int | None:
-        """``port=`` of the ``Service(...)`` call in ``<package>/<name>/service.py``, if a literal."""
-        spec = importlib.util.find_spec(self.registry.package)
-        for folder in (spec.submodule_search_locations or []) if spec else []:
-            path = Path(folder) / name.replace("-", "_") / "service.py"
-            if path.is_file():
-                return _port_in_source(path)
-        return None
+        return declared_port(self.registry.package, name)
 
     def _url_host(self) -> str:
         if self.host in ("0.0.0.0", ""):
@@ -455,12 +459,15 @@ class LocalStack(StateDir, Stack):
             return "unreachable: /health timed out"
         except httpx.TransportError:
             return "unreachable"
-        if response.status_code != 200:
-            return f"unhealthy: HTTP {response.status_code}"
         try:
-            answered = response.json().get("service")
+            body = response.json()
+            answered = body.get("service")
         except (ValueError, AttributeError):
-            answered = None
+            body, answered = {}, None
+        if response.status_code != 200:
+            if isinstance(body, dict) and body.get("status") == "crashed":  # devenv.reloader's crash_app
+                return f"crashed: {body.get('error')} at {body.get('where')}"
+            return f"unhealthy: HTTP {response.status_code}"
         if answered != name:
             return f"unhealthy: the port answers as {answered!r}"
         return HEALTHY
@@ -486,6 +493,8 @@ class LocalStack(StateDir, Stack):
                     last[name] = self._probe(client, name, rec["url"])
                     if last[name] == HEALTHY:
                         pending.remove(name)
+                    elif last[name].startswith("crashed"):  # its import failed: waiting will not fix it
+                        raise StackError(f"service {name!r} {last[name]} (see {rec['log']})")
                 if not pending:
                     return
                 if time.monotonic() >= deadline:

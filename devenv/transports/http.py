@@ -36,6 +36,7 @@ from .. import protocol
 from ..config import redact
 from ..discovery import service_url
 from ..errors import DevenvError, InvalidArguments, ProtocolError, ServiceUnavailable, ToolNotFound
+from ..hints import CRASHED_HEADER, first_contact_failure
 from ..tools import WRAPPED_KEY
 from . import h1, mcpheaders
 from .base import Transport, current_traceparent
@@ -423,11 +424,15 @@ class HTTPTransport(Transport):
             try:
                 reply = yield post
             except ConnectionError as exc:
+                if server.era is None and (hint := first_contact_failure(server.service, server.url, exc)):
+                    raise _unavailable(server.service, server.url, hint) from None  # no stack there: fail now
                 failure = _unavailable(server.service, server.url, str(exc) or type(exc).__name__)
             except TimeoutError:
                 raise self._timed_out(server) from None
             else:
                 status = reply.status
+                if status == 503 and CRASHED_HEADER in reply.headers:  # a broken edit: retrying cannot help
+                    raise _unavailable(server.service, server.url, reply.headers[CRASHED_HEADER])
                 if status in _RETRYABLE_STATUS:
                     failure = _unavailable(server.service, server.url, f"HTTP {status} ({_STATUS_TEXT[status]})")
                     retry_after = _retry_after(reply.headers.get("retry-after"))

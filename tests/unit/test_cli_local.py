@@ -266,3 +266,69 @@ def test_an_unknown_target_is_a_usage_error(command, state_dir):
     text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # unwrap the rich error panel
     assert "'moon' is not a target; choose from local, docker, kind" in text
     assert not state_dir.exists()
+
+
+def test_up_with_a_port_base_puts_the_services_there(package, state_dir):
+    base = free_port()
+    while any(_taken(p) for p in (base, base + 1)):
+        base = free_port()
+    sd = ("--state-dir", str(state_dir))
+    result = devenv("up", "-d", "--no-reload", "--port-base", str(base), *sd)
+    assert result.returncode == 0, result.stderr
+    urls = LocalStack(state_dir).endpoints()
+    assert urls == {"alpha": f"http://127.0.0.1:{base}", "beta": f"http://127.0.0.1:{base + 1}"}
+    assert answer(urls["beta"]) == "beta"
+
+
+def _taken(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def test_port_base_is_refused_for_targets_that_choose_their_own_ports(state_dir):
+    result = runner.invoke(app, ["up", "--port-base", "9000", "--target", "docker", "--state-dir", str(state_dir)])
+    assert result.exit_code == 2
+    assert "--port-base is for the local target" in result.stderr
+    assert not state_dir.exists()
+
+
+# -- devenv tools ---------------------------------------------------------------------------
+
+
+def test_tools_lists_the_healthy_services_and_names_the_broken_one(package, monkeypatch):
+    monkeypatch.delenv("K8S_MODE", raising=False)
+    broken = Path(os.environ["PYTHONPATH"].split(os.pathsep)[0]) / package / "beta" / "service.py"
+    broken.write_text("from devenv import Service\n\nservice = Service('beta'\n")
+    result = devenv("tools")
+    assert result.returncode == 1
+    assert "alpha/answer" in result.stdout
+    assert "beta/" not in result.stdout
+    error = [line for line in result.stderr.splitlines() if line.startswith("error: beta:")]
+    assert len(error) == 1 and "SyntaxError" in error[0] and f"{package}/beta/service.py:3" in error[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_tools_of_one_service_shows_each_argument_with_type_and_default(package, monkeypatch):
+    monkeypatch.delenv("K8S_MODE", raising=False)
+    source = Path(os.environ["PYTHONPATH"].split(os.pathsep)[0]) / package / "alpha" / "service.py"
+    source.write_text(
+        "from typing import Literal\n\nfrom devenv import Service\n\nservice = Service('alpha')\n\n\n"
+        "@service.tool(read_only=True)\n"
+        "def pick(query: str, limit: int = 5, tags: list[str] | None = None, mode: Literal['a', 'b'] = 'a') -> str:\n"
+        "    '''Pick one.'''\n"
+        "    return query\n"
+    )
+    result = devenv("tools", "alpha")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "alpha/pick  [readOnly, idempotent]",
+        "    Pick one.",
+        "    query: string",
+        "    limit: integer = 5",
+        "    tags: string[] | null = null",
+        '    mode: "a" | "b" = "a"',
+    ]

@@ -195,6 +195,7 @@ def test_declared_port_that_is_taken_fails_clearly_before_starting_anything(make
             LocalStack(state_dir, first_port=first_port).up()
     message = str(info.value)
     assert "'pinned'" in message and str(taken) in message and "already in use" in message
+    assert "devenv up --port-base N" in message
     assert not (state_dir / "state.json").exists()
     assert list(state_dir.glob("*.log")) == []  # alpha was not started either
 

@@ -571,6 +571,55 @@ def test_cached_results_expire_after_the_ttl():
     assert calls == [(2, 2), (2, 2)]
 
 
+_EDITED_SERVICE = """from devenv import Service
+
+service = Service("edited")
+
+
+@service.tool(read_only=True, cache_ttl=300)
+def answer() -> int:
+    return {value}
+"""
+
+
+def _load_edited(package, value: int, *, helper: str | None = None):
+    """Write ``<package>/service.py`` (and maybe a helper beside it), then import it afresh."""
+    import importlib.util
+
+    (package / "__init__.py").write_text("")
+    (package / "service.py").write_text(_EDITED_SERVICE.format(value=value))
+    if helper is not None:
+        (package / "helper.py").write_text(helper)
+    name = f"edited_{package.name}_{value}_{helper is not None}"
+    spec = importlib.util.spec_from_file_location(name, package / "service.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.service
+
+
+def test_cached_results_of_old_code_are_not_served_after_an_edit(tmp_path):
+    """A cache that outlives the process (Redis) must not answer for code that changed since."""
+    shared = MemoryCache()
+    before = _load_edited(tmp_path, 1)
+    before.cache = shared
+    assert before.tools["answer"].run({}) == 1
+    after = _load_edited(tmp_path, 2)  # the reload: same service, same version, new code
+    after.cache = shared
+    assert after.tools["answer"].run({}) == 2
+    again = _load_edited(tmp_path, 2)  # unchanged code keeps its entries
+    again.cache = shared
+    assert again.tools["answer"]._cache_key(again.tools["answer"].validate({})) == after.tools["answer"]._cache_key(
+        after.tools["answer"].validate({})
+    )
+
+
+def test_an_edit_to_a_helper_module_of_the_service_changes_the_cache_key(tmp_path):
+    service = _load_edited(tmp_path, 1, helper="RATE = 1\n")
+    key = service.tools["answer"]._cache_key(service.tools["answer"].validate({}))
+    edited = _load_edited(tmp_path, 1, helper="RATE = 2  # the helper the tool imports changed\n")
+    assert edited.tools["answer"]._cache_key(edited.tools["answer"].validate({})) != key
+
+
 def test_tools_without_cache_ttl_always_run():
     service = make_service()
     calls = []
