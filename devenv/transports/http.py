@@ -424,7 +424,9 @@ class HTTPTransport(Transport):
             try:
                 reply = yield post
             except ConnectionError as exc:
-                if server.era is None and (hint := first_contact_failure(server.service, server.url, exc)):
+                if server.service not in self._servers and (
+                    hint := first_contact_failure(server.service, server.url, exc)
+                ):
                     raise _unavailable(server.service, server.url, hint) from None  # no stack there: fail now
                 failure = _unavailable(server.service, server.url, str(exc) or type(exc).__name__)
             except TimeoutError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import httpx
 import pytest
@@ -22,7 +23,12 @@ def _transport(url: str, timeout: float = 60) -> tuple[HTTPTransport, list[float
         delays.append(seconds)
         await asyncio.sleep(seconds)  # really wait: a retry loop must not spin
 
+    def record_sync(seconds: float) -> None:
+        delays.append(seconds)
+        time.sleep(seconds)
+
     transport._sleep = record
+    transport._sync_sleep = record_sync  # the sync call path sleeps here
     return transport, delays
 
 
