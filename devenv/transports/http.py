@@ -455,7 +455,8 @@ class HTTPTransport(Transport):
             if not retry or n >= self._retries:
                 raise failure
             # Capped exponential backoff; jitter spreads clients that all lost the same server.
-            delay = min(self._max_backoff, self._backoff * 2**n) * random.uniform(0.5, 1.0)
+            # The exponent is capped so that a huge ``retries`` cannot overflow the float.
+            delay = min(self._max_backoff, self._backoff * 2 ** min(n, 60)) * random.uniform(0.5, 1.0)
             if retry_after is not None:
                 delay = max(delay, retry_after)
             if time.monotonic() + delay >= deadline:
