@@ -62,6 +62,8 @@ def serve(
         roots = [Path(devenv.__file__).parent, *(Path(p) for p in getattr(pkg, "__path__", []))]
         own = next((r / service.replace("-", "_") for r in roots[1:] if (r / service.replace("-", "_")).is_dir()), None)
         raise typer.Exit(serve_with_reload(sock, service, roots, own))
+    import logging
+
     import uvicorn
 
     config = uvicorn.Config(
@@ -73,7 +75,14 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:  # uvicorn stays silent when handed a socket; say where it listens, as it would
+                scheme_host = f"http://{host}:{chosen}"
+                logging.getLogger("uvicorn.error").info("Uvicorn running on %s (Press CTRL+C to quit)", scheme_host)
+
+    server = Server(config)
     server.run(sockets=[sock])
     if not server.started:
         raise typer.Exit(3)  # the app failed to start; its log lines above say why

@@ -179,7 +179,7 @@ def test_a_broken_edit_is_shown_fails_calls_at_once_and_a_fix_brings_the_service
 
     write(package, "beta", "'beta fixed'")
     until(lambda: call(urls["beta"], "answer") == "beta fixed", what="the fix to bring beta back")
-    assert by_name(stack)["beta"].healthy
+    until(lambda: by_name(stack)["beta"].healthy, what="beta's status to turn healthy")
 
 
 def test_up_with_a_service_that_does_not_import_fails_at_once_naming_the_file(project, tmp_path):
