@@ -9,15 +9,27 @@ no-ops, so a tool can report freely and pay next to nothing when nobody listens.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["LOG_LEVELS", "Context"]
+__all__ = ["LOG_LEVELS", "Context", "InputChannel"]
 
 #: RFC 5424 severities, least severe first, as MCP names them.
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _RANK = {level: rank for rank, level in enumerate(LOG_LEVELS)}
 
 Sink = Callable[[dict[str, Any]], None]
+
+
+class InputChannel(Protocol):
+    """How one call asks its client for input (elicitation, sampling, roots).
+
+    Each era of the protocol has its own: at 2026-07-28 a multi-round-trip result the client
+    answers by retrying the call; at 2025-06-18 / 2025-11-25 a server-to-client request on the
+    call's own SSE stream. ``request`` returns the client's result for ``method`` (e.g.
+    ``"elicitation/create"``) or raises.
+    """
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]: ...
 
 
 def check_level(level: Any) -> str:
@@ -34,7 +46,7 @@ class Context:
     run in one. Without a sink, or without a token / log level, nothing is sent.
     """
 
-    __slots__ = ("_last_progress", "_min_rank", "_sink", "log_level", "progress_token")
+    __slots__ = ("_input", "_last_progress", "_min_rank", "_sink", "log_level", "progress_token")
 
     def __init__(
         self,
@@ -42,6 +54,7 @@ class Context:
         progress_token: str | int | None = None,
         log_level: str | None = None,
         sink: Sink | None = None,
+        input_channel: InputChannel | None = None,
     ) -> None:
         if progress_token is not None and (
             isinstance(progress_token, bool) or not isinstance(progress_token, (str, int))
@@ -51,6 +64,7 @@ class Context:
         self.log_level = None if log_level is None else check_level(log_level)
         self._min_rank = len(LOG_LEVELS) if log_level is None else _RANK[log_level]
         self._sink = sink
+        self._input = input_channel
         self._last_progress: float | None = None
 
     @property
@@ -99,3 +113,11 @@ class Context:
 
     def error(self, data: Any, logger: str | None = None) -> None:
         self.log("error", data, logger)
+
+    # Input from the client. One seam, ``InputChannel.request``; each era brings its channel.
+
+    async def request_input(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Ask the client for input with ``method`` and return its result."""
+        if self._input is None:
+            raise RuntimeError(f"{method}: this call has no channel back to its client")
+        return await self._input.request(method, params)
