@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Choose the image registry of the prod overlay: writes the kustomize Component
 # k8s/generated/registry/kustomization.yaml (git-ignored) whose `images:` point every service's
-# image at $DEVENV_REGISTRY/devenv/<service>:$DEVENV_IMAGE_TAG. k8s/overlays/prod includes it,
+# image at $DEVENV_REGISTRY/devenv/<service>:$DEVENV_IMAGE_TAG, and Redis's at
+# $DEVENV_REGISTRY/redis (same tag as k8s/base/redis.yaml: mirror it there), so prod pulls nothing
+# from Docker Hub. k8s/overlays/prod includes it,
 # so until this has run the prod overlay does not render (rather than pulling from Docker Hub).
 #
 #   DEVENV_REGISTRY=registry.example.com/team [DEVENV_IMAGE_TAG=1.2.3] scripts/set-registry.sh [--out DIR]
@@ -59,6 +61,7 @@ tmp="$(mktemp "$OUT/.kustomization.yaml.XXXXXX")"
   for service in "${services[@]}"; do
     printf '  - name: devenv/%s\n    newName: %s/devenv/%s\n    newTag: "%s"\n' "$service" "$REGISTRY" "$service" "$TAG"
   done
+  printf '  - name: redis\n    newName: %s/redis\n' "$REGISTRY"  # keeps the base's pinned tag
 } >"$tmp"
 mv -f "$tmp" "$OUT/kustomization.yaml"
 echo "set-registry.sh: prod images from $REGISTRY/devenv/<service>:$TAG (${#services[@]} services) in $OUT" >&2

@@ -120,8 +120,9 @@ def test_registry_pushes_and_deploys_prod(project, world):
     wrapper = yaml.safe_load((project / "k8s" / "generated" / "deploy" / "kustomization.yaml").read_text())
     assert wrapper["resources"] == ["../../overlays/prod"]
     registry = yaml.safe_load((project / "k8s" / "generated" / "registry" / "kustomization.yaml").read_text())
-    assert {i["name"]: f"{i['newName']}:{i['newTag']}" for i in registry["images"]} == {
-        f"devenv/{s}": f"registry.example.com/team/devenv/{s}:t1" for s in SERVICES
+    assert {i["name"]: f"{i['newName']}:{i.get('newTag', '<base tag>')}" for i in registry["images"]} == {
+        **{f"devenv/{s}": f"registry.example.com/team/devenv/{s}:t1" for s in SERVICES},
+        "redis": "registry.example.com/team/redis:<base tag>",  # mirrored, at the tag k8s/base pins
     }
     assert not any("--context" in c for c in commands), "with a registry the current context is used"
     deployments = [d for d in applied_manifest(world) if d["kind"] == "Deployment"]
