@@ -25,6 +25,12 @@ class Cache(Protocol):
     def get(self, key: str) -> bytes | None: ...
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
     def delete(self, key: str) -> None: ...
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Set ``key`` only if it holds nothing; True when this call set it (Redis' SET NX).
+
+        The one atomic write: when two processes race to settle the same thing (a task's
+        end, say), exactly one wins."""
+
     def push(self, key: str, value: bytes, max_len: int) -> None:
         """Prepend ``value`` to the list at ``key``, keeping the newest ``max_len`` items."""
 
@@ -70,6 +76,18 @@ class MemoryCache:
         with self._lock:
             self._values.pop(key, None)
             self._lists.pop(key, None)
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        expires = None if ttl is None else time.monotonic() + ttl
+        with self._lock:  # the check and the set under one lock: no other thread slips in between
+            entry = self._values.get(key)
+            if entry is not None and (entry[1] is None or entry[1] > time.monotonic()):
+                return False
+            self._values[key] = (value, expires)
+            self._values.move_to_end(key)
+            while len(self._values) > self._max_entries:
+                self._values.popitem(last=False)
+            return True
 
     def push(self, key: str, value: bytes, max_len: int) -> None:
         with self._lock:
@@ -117,6 +135,10 @@ class RedisCache:
 
     def delete(self, key: str) -> None:
         self._do(self._client.delete, key)
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        px = None if ttl is None else max(1, int(ttl * 1000))
+        return bool(self._do(lambda: self._client.set(key, value, nx=True, px=px)))
 
     def push(self, key: str, value: bytes, max_len: int) -> None:
         def op() -> None:

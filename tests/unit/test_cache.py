@@ -93,6 +93,35 @@ def test_delete(backend):
     assert backend.cache.get(kept) == b"1"
 
 
+def test_add_sets_only_an_empty_key(backend):
+    key = backend.key("k")
+    assert backend.cache.add(key, b"first") is True
+    assert backend.cache.add(key, b"second") is False
+    assert backend.cache.get(key) == b"first"
+    backend.cache.delete(key)
+    assert backend.cache.add(key, b"third") is True
+    assert backend.cache.get(key) == b"third"
+
+
+def test_add_takes_an_expired_key_and_sets_a_ttl(backend):
+    key = backend.key("k")
+    backend.cache.set(key, b"old", ttl=0.05)
+    time.sleep(0.2)
+    assert backend.cache.add(key, b"new", ttl=0.05) is True
+    time.sleep(0.2)
+    assert backend.cache.get(key) is None
+
+
+def test_add_lets_exactly_one_of_many_racing_threads_win(backend):
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = backend.key("k")
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(lambda n: backend.cache.add(key, str(n).encode()), range(32)))
+    assert won.count(True) == 1
+    assert backend.cache.get(key) == str(won.index(True)).encode()
+
+
 def test_push_and_items_newest_first(backend):
     key = backend.key("list")
     for n in range(3):
@@ -232,11 +261,12 @@ def unreachable_redis() -> Iterator[tuple[RedisCache, int]]:
         lambda c: c.set("k", b"v"),
         lambda c: c.set("k", b"v", 10),
         lambda c: c.delete("k"),
+        lambda c: c.add("k", b"v", 10),
         lambda c: c.push("k", b"v", 3),
         lambda c: c.items("k", 3),
         lambda c: c.ping(),
     ],
-    ids=["get", "set", "set-ttl", "delete", "push", "items", "ping"],
+    ids=["get", "set", "set-ttl", "delete", "add", "push", "items", "ping"],
 )
 def test_unreachable_redis_raises_service_unavailable_without_the_password(unreachable_redis, operation):
     cache, port = unreachable_redis
