@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -108,6 +109,28 @@ def _settle(url: str, want: int, timeout: float) -> None:
     time.sleep(0.3)  # let the reloader finish its own bookkeeping after the restart
 
 
+def _edit_and_wait(
+    plan: Plan, url: str, log: Path, service_dir: Path, counter: Iterator[int]
+) -> tuple[list[float], dict[str, Any] | None]:
+    """Edit ``pulse`` to answer the next number, time until it does; per repetition, with phases.
+
+    The service must answer 0 at first (as ``pulse_package`` writes it)."""
+    _settle(url, 0, plan.timeout)
+    seconds, phases = [], []
+    for _ in range(plan.repetitions):
+        current = next(counter)
+        wall, start = time.time(), time.perf_counter()
+        write_pulse(service_dir, current)
+        took = wait_for_value(url, current, plan.timeout) - start
+        seconds.append(took)
+        _settle(url, current, plan.timeout)
+        split = _phases(log, wall, wall + took)
+        if split:
+            phases.append(split)
+    breakdown = {phase: spread([p[phase] for p in phases]) for phase in phases[0]} if phases else None
+    return seconds, breakdown
+
+
 # -- local ------------------------------------------------------------------------------------
 
 
@@ -142,24 +165,10 @@ def _local(plan: Plan) -> dict[str, Any]:
             live = stack(reload=True)
             url = live.up([PULSE])[PULSE]
             log = live.state_dir / f"{PULSE}.log"
-            phases: list[dict[str, float]] = []
             try:
-                current = 0
-                _settle(url, current, plan.timeout)
-                seconds = []
-                for _ in range(plan.repetitions):
-                    current = next(counter)
-                    wall, start = time.time(), time.perf_counter()
-                    write_pulse(service_dir, current)
-                    took = wait_for_value(url, current, plan.timeout) - start
-                    seconds.append(took)
-                    _settle(url, current, plan.timeout)
-                    split = _phases(log, wall, wall + took)
-                    if split:
-                        phases.append(split)
+                seconds, breakdown = _edit_and_wait(plan, url, log, service_dir, counter)
             finally:
                 live.down()
-            breakdown = {phase: spread([p[phase] for p in phases]) for phase in phases[0]} if phases else None
             results["local_reload"] = _summary(seconds, label="local, live reload (`devenv up`)", phases=breakdown)
 
             # The baseline: the same edit, then the process stopped and started again by hand.
@@ -238,19 +247,7 @@ def _local_stack(plan: Plan) -> dict[str, Any]:
                 note = httpx.post(f"{urls['notifications']}/tools/notify", json={"message": "before"}, timeout=10)
                 note.raise_for_status()
                 before = _others(stack, PULSE)
-                current = 0
-                _settle(url, current, plan.timeout)
-                seconds, phases = [], []
-                for _ in range(plan.repetitions):
-                    current = next(counter)
-                    wall, start = time.time(), time.perf_counter()
-                    write_pulse(service_dir, current)
-                    took = wait_for_value(url, current, plan.timeout) - start
-                    seconds.append(took)
-                    _settle(url, current, plan.timeout)
-                    split = _phases(log, wall, wall + took)
-                    if split:
-                        phases.append(split)
+                seconds, breakdown = _edit_and_wait(plan, url, log, service_dir, counter)
                 after = _others(stack, PULSE)
                 kept = httpx.post(f"{urls['notifications']}/tools/list_notifications", json={}, timeout=10).json()
             finally:
@@ -258,7 +255,6 @@ def _local_stack(plan: Plan) -> dict[str, Any]:
         finally:
             os.chdir(here)
     untouched = before == after and all(before.values()) and any(n.get("message") == "before" for n in kept)
-    breakdown = {phase: spread([p[phase] for p in phases]) for phase in phases[0]} if phases else None
     return _summary(
         seconds,
         label=f"local, live reload, whole stack ({len(urls)} services)",
