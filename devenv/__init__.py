@@ -24,6 +24,7 @@ _EXPORTS = {
     "ResourceLink": "content",
     "Text": "content",
     "Context": "context",
+    "InputChannel": "context",
     "Settings": "config",
     "get_settings": "config",
     "ConfigError": "errors",
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
     from .client import MCPClient
     from .config import Settings, get_settings
     from .content import Audio, Content, EmbeddedResource, Image, Message, ResourceLink, Text
-    from .context import Context
+    from .context import Context, InputChannel
     from .errors import (
         ConfigError,
         DevenvError,
