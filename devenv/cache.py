@@ -67,10 +67,14 @@ class MemoryCache:
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         expires = None if ttl is None else time.monotonic() + ttl
         with self._lock:
-            self._values[key] = (value, expires)
-            self._values.move_to_end(key)
-            while len(self._values) > self._max_entries:
-                self._values.popitem(last=False)
+            self._put(key, value, expires)
+
+    def _put(self, key: str, value: bytes, expires: float | None) -> None:
+        """Store ``key`` as the most recently used, evicting the least; the caller holds the lock."""
+        self._values[key] = (value, expires)
+        self._values.move_to_end(key)
+        while len(self._values) > self._max_entries:
+            self._values.popitem(last=False)
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -83,10 +87,7 @@ class MemoryCache:
             entry = self._values.get(key)
             if entry is not None and (entry[1] is None or entry[1] > time.monotonic()):
                 return False
-            self._values[key] = (value, expires)
-            self._values.move_to_end(key)
-            while len(self._values) > self._max_entries:
-                self._values.popitem(last=False)
+            self._put(key, value, expires)
             return True
 
     def push(self, key: str, value: bytes, max_len: int) -> None:

@@ -3,8 +3,8 @@
 # k8s/generated/registry/kustomization.yaml (git-ignored) whose `images:` point every service's
 # image at $DEVENV_REGISTRY/devenv/<service>:$DEVENV_IMAGE_TAG, and Redis's at
 # $DEVENV_REGISTRY/redis (same tag as k8s/base/redis.yaml: mirror it there), so prod pulls nothing
-# from Docker Hub. k8s/overlays/prod includes it,
-# so until this has run the prod overlay does not render (rather than pulling from Docker Hub).
+# from Docker Hub. k8s/overlays/prod includes it, so until this has run the prod overlay does not
+# render (rather than pulling from Docker Hub).
 #
 #   DEVENV_REGISTRY=registry.example.com/team [DEVENV_IMAGE_TAG=1.2.3] scripts/set-registry.sh [--out DIR]
 #
