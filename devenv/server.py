@@ -560,10 +560,11 @@ async def _tools_call_with_context(
     except ValueError as exc:
         return _rpc_error(request_id, protocol.INVALID_PARAMS, str(exc))
     arguments = params.get("arguments")
+    meta = params.get("_meta")  # its traceparent makes this call part of the caller's trace
     if token is None and level is None:  # nobody listens: a plain JSON answer, the Context is silent
-        return await _answer_call(runtime, tool, request_id, arguments, None)
+        return await _answer_call(runtime, tool, request_id, arguments, None, meta)
     if runtime.in_flight >= runtime.max_concurrency:
-        return await _answer_call(runtime, tool, request_id, arguments, None)  # answers the 503 at once
+        return await _answer_call(runtime, tool, request_id, arguments, None, meta)  # answers the 503 at once
     loop = asyncio.get_running_loop()
     loop_thread = threading.get_ident()
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -581,7 +582,7 @@ async def _tools_call_with_context(
     async def events() -> AsyncIterator[bytes]:
         async def run() -> None:
             try:
-                answer = await _call_message(runtime, tool, request_id, arguments, context)
+                answer = await _call_message(runtime, tool, request_id, arguments, context, meta)
                 if modern and "result" in answer:  # 2026-07-28 framing: resultType, serverInfo
                     answer["result"] = runtime.complete("tools/call", answer["result"])
             except Exception as exc:  # never a silent end of stream: the client gets an answer
@@ -602,11 +603,11 @@ async def _tools_call_with_context(
 
 
 async def _call_message(
-    runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None
+    runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None, meta: Any = None
 ) -> dict[str, Any]:
     """The JSON-RPC answer to one tools/call, as a message (the streamed path's final event)."""
     try:
-        result = await runtime.call(tool, arguments, "mcp", context, request_id=request_id)
+        result = await runtime.call(tool, arguments, "mcp", context, meta=meta, request_id=request_id)
     except (InvalidArguments, ToolError) as exc:
         return protocol.result_response(request_id, protocol.tool_error_result(exc))
     except _Overloaded:
@@ -615,9 +616,9 @@ async def _call_message(
 
 
 async def _answer_call(
-    runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None
+    runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None, meta: Any = None
 ) -> Response | dict[str, Any]:
-    message = await _call_message(runtime, tool, request_id, arguments, context)
+    message = await _call_message(runtime, tool, request_id, arguments, context, meta)
     if "error" in message:
         return _json(message, 503, {"retry-after": _RETRY_AFTER})  # the one error: overloaded
     return message["result"]

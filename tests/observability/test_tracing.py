@@ -13,7 +13,17 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from devenv import MCPClient, MemoryCache, Registry, ToolError, create_app, default_registry, tracing
+from devenv import (
+    Context,
+    MCPClient,
+    MemoryCache,
+    Registry,
+    Service,
+    ToolError,
+    create_app,
+    default_registry,
+    tracing,
+)
 from devenv.testing import serve_in_thread
 from tests.unit.demo_service import make_service
 
@@ -291,3 +301,34 @@ def test_the_registry_is_untouched(spans):
     client = MCPClient(registry=registry, mode="inprocess")
     assert client.transport.registry is registry  # attribute access passes through the wrapper
     assert "traced(" in repr(client.transport)
+
+
+def _context_service() -> Service:
+    service = Service("streamer")
+
+    @service.tool
+    async def count(ctx: Context, upto: int) -> int:
+        for n in range(1, upto + 1):
+            ctx.report_progress(n, upto)
+        return upto
+
+    return service
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["progress-over-sse", "plain-json"])
+def test_a_tool_that_takes_a_context_joins_the_callers_trace_from_meta(spans, streamed):
+    """The Context path (SSE when a progressToken asks for it) reads _meta.traceparent as the plain path does."""
+    theirs = f"00-{TRACE_ID}-{PARENT}-01"
+    meta = {"traceparent": theirs, **({"progressToken": "p1"} if streamed else {})}
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "count", "arguments": {"upto": 2}}}
+    body["params"]["_meta"] = meta
+    with serve_in_thread(create_app(_context_service())) as url:
+        r = httpx.post(f"{url}/mcp", json=body, headers={"accept": "application/json, text/event-stream"})
+    assert r.status_code == 200
+    assert ("text/event-stream" in r.headers["content-type"]) is streamed  # the path under test was taken
+    assert ('"progress"' in r.text) is streamed and '"result"' in r.text
+    (server_span,) = by_kind(spans, SpanKind.SERVER)
+    assert server_span.name == "tools/call count"
+    assert format(server_span.context.trace_id, "032x") == TRACE_ID
+    assert format(server_span.parent.span_id, "016x") == PARENT and server_span.parent.is_remote
+    assert server_span.attributes["jsonrpc.request.id"] == "9"
