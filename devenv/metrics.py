@@ -10,7 +10,8 @@ counted in ``devenv_unknown_tool_requests_total`` with no name at all.
 Stable names (devenv's own; dashboards and alerts use these): ``mcp_requests_total``,
 ``mcp_request_duration_seconds`` (now by ``status`` too), ``devenv_rejected_requests_total``,
 ``devenv_unknown_tool_requests_total``, ``devenv_cache_errors_total``,
-``devenv_cache_lookups_total``, ``devenv_in_flight_requests``. Also
+``devenv_cache_lookups_total``, ``devenv_in_flight_requests``, ``devenv_cache_up`` (1 while the
+cache backend answers a ping made at scrape time, so an outage shows with no tool traffic). Also
 ``mcp_server_operation_duration_seconds``: OpenTelemetry's ``mcp.server.operation.duration``
 as Prometheus spells it (labels ``mcp_method_name``, ``gen_ai_tool_name``, ``error_type``);
 the convention is at "development" stability, so this one follows it if it changes.
@@ -19,6 +20,7 @@ the convention is at "development" stability, so this one follows it if it chang
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -32,6 +34,7 @@ REJECTION_REASONS = ("unauthorized", "host", "origin", "rate_limited", "overload
 _CACHE_OPS = ("get", "set")
 _CACHE_RESULTS = ("hit", "miss")
 _LABEL = "devenv_service"
+_BACKENDS = {"RedisCache": "redis", "MemoryCache": "memory"}
 
 
 class _Scraped:
@@ -43,11 +46,13 @@ class _Scraped:
         cache_errors: Callable[[], Mapping[str, int]] | None,
         cache_lookups: Callable[[], Mapping[str, int]] | None,
         in_flight: Callable[[], int] | None,
+        cache: Callable[[], Any] | None,
     ) -> None:
         self.service = service
         self.cache_errors = cache_errors
         self.cache_lookups = cache_lookups
         self.in_flight = in_flight
+        self.cache = cache
 
     def collect(self) -> Iterator[Metric]:
         if self.cache_errors is not None:
@@ -74,11 +79,34 @@ class _Scraped:
             gauge = GaugeMetricFamily("devenv_in_flight_requests", "Tool calls running now.", labels=[_LABEL])
             gauge.add_metric([self.service], self.in_flight())
             yield gauge
+        if self.cache is not None:
+            yield _cache_up(self.service, self.cache())
+
+
+def _cache_up(service: str, cache: Any) -> Metric:
+    """A ping now, at scrape time: the Redis alert must not wait for a tool call to notice an outage.
+
+    Blocking (up to the cache's socket timeout): ``/metrics`` renders in a worker thread.
+    """
+    try:
+        cache.ping()
+        up = 1
+    except Exception:  # RedisCache raises ServiceUnavailable; a cache of one's own may raise anything
+        up = 0
+    backend = _BACKENDS.get(type(cache).__name__, "other")  # a bounded label, whatever the class
+    gauge = GaugeMetricFamily(
+        "devenv_cache_up",
+        "1 if the cache backend answered a ping at this scrape, 0 if not (tools then run without the cache).",
+        labels=[_LABEL, "backend"],
+    )
+    gauge.add_metric([service, backend], up)
+    return gauge
 
 
 class ServiceMetrics:
     """A registry of its own per app, so several services can live in one test process.
 
+    ``cache``: gives the service's cache backend, pinged at each scrape for ``devenv_cache_up``.
     ``tools``: the service's tool names, whose series are made at 0 up front. A tool not in
     it still gets series on first use (a test may observe any name).
     """
@@ -91,6 +119,7 @@ class ServiceMetrics:
         tools: Iterable[str] = (),
         cache_lookups: Callable[[], Mapping[str, int]] | None = None,
         in_flight: Callable[[], int] | None = None,
+        cache: Callable[[], Any] | None = None,
         process: bool = False,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -127,7 +156,7 @@ class ServiceMetrics:
             [_LABEL, "transport"],
             registry=self.registry,
         )
-        self.registry.register(_Scraped(service, cache_errors, cache_lookups, in_flight))
+        self.registry.register(_Scraped(service, cache_errors, cache_lookups, in_flight, cache))
         if process:  # memory, CPU, start time (restarts) of the serving process; Linux only
             ProcessCollector(registry=self.registry)
         # One set of children per (tool, transport, status), made now: the 0s, and a cheap observe.

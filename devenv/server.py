@@ -138,6 +138,7 @@ class _Runtime:
             tools=service.tools,
             cache_lookups=lambda: service.cache_lookups,
             in_flight=lambda: self.in_flight,
+            cache=lambda: service.cache,
             process=True,
         )
         self.tool_definitions = [t.definition() for t in service.tools.values()]  # tools/list, built once
@@ -989,7 +990,8 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse)
     async def metrics() -> Response:
-        return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        body = await anyio.to_thread.run_sync(runtime.metrics.render)  # it pings the cache: off the loop
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if tracing.enabled():
