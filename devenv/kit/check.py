@@ -196,6 +196,35 @@ def _rendered(kubectl: str, root: Path, services: list[Service]) -> list[Problem
                 problems.append(problem)
                 continue
             problems += _objects(objects, overlay, services)
+            problems += _namespace_names(objects, overlay)
+    return problems
+
+
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_PROMETHEUS_POLICY = "mcp-services-ingress-prometheus"
+
+
+def _namespace_names(objects: list[dict[str, Any]], overlay: str) -> list[Problem]:
+    """A NetworkPolicy that admits a namespace by a name no namespace can have admits nobody, silently."""
+    problems = []
+    for policy in (o for o in objects if o["kind"] == "NetworkPolicy"):
+        spec = policy.get("spec") or {}
+        for rule in [*spec.get("ingress", []), *spec.get("egress", [])]:
+            for peer in [*rule.get("from", []), *rule.get("to", [])]:
+                labels = (peer.get("namespaceSelector") or {}).get("matchLabels") or {}
+                name = labels.get("kubernetes.io/metadata.name")
+                if name is None or _NAMESPACE_NAME.fullmatch(str(name)):
+                    continue
+                policy_name = policy["metadata"]["name"]
+                fix = "prometheus-namespace" if policy_name == _PROMETHEUS_POLICY else "the patch that sets it"
+                problems.append(
+                    Problem(
+                        f"{overlay}/kustomization.yaml",
+                        f"{overlay}: NetworkPolicy {policy_name} admits namespace {name!r}, which is not a namespace"
+                        f" name (lowercase letters, digits and '-', at most 63), so it admits nobody; fix {fix}"
+                        f" in {overlay}/kustomization.yaml",
+                    )
+                )
     return problems
 
 
