@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from . import tracing
+from . import client_metrics, tracing
 from .config import get_settings
 from .tools import Registry, Service, default_registry
 from .transports.base import TRACEPARENT, Transport, check_traceparent
@@ -84,6 +84,7 @@ class MCPClient:
         self._on_progress, self._on_elicit = on_progress, on_elicit
         self._plain = self._options(None, None, None)  # the common case, built once
         self.transport = tracing.traced_transport(transport, inprocess=self.mode == "inprocess")  # as is when off
+        self.transport = client_metrics.measured_transport(self.transport)  # as is when off
 
     def __repr__(self) -> str:
         return f"MCPClient(mode={self.mode!r})"

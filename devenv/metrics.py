@@ -27,7 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 __all__ = ["OUTCOMES", "REJECTION_REASONS", "TRANSPORTS", "ServiceMetrics"]
 
-_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TRANSPORTS = ("mcp", "rest")
 OUTCOMES = ("ok", "invalid_arguments", "tool_error", "timeout")
 REJECTION_REASONS = ("unauthorized", "host", "origin", "rate_limited", "overloaded")
@@ -134,14 +134,14 @@ class ServiceMetrics:
             "mcp_request_duration_seconds",
             "Tool call latency, arguments in to result out, by outcome.",
             [_LABEL, "tool", "status"],
-            buckets=_BUCKETS,
+            buckets=BUCKETS,
             registry=self.registry,
         )
         self.operation = Histogram(
             "mcp_server_operation_duration_seconds",
             "OpenTelemetry mcp.server.operation.duration for tools/call; error_type=tool_error when isError.",
             [_LABEL, "mcp_method_name", "gen_ai_tool_name", "error_type"],
-            buckets=_BUCKETS,
+            buckets=BUCKETS,
             registry=self.registry,
         )
         self.rejected = Counter(
@@ -157,6 +157,9 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.registry.register(_Scraped(service, cache_errors, cache_lookups, in_flight, cache))
+        from .client_metrics import collector  # this process's MCPClient calls, once any was measured
+
+        self.registry.register(collector)
         if process:  # memory, CPU, start time (restarts) of the serving process; Linux only
             ProcessCollector(registry=self.registry)
         # One set of children per (tool, transport, status), made now: the 0s, and a cheap observe.

@@ -1017,4 +1017,7 @@ def app_from_env() -> FastAPI:
         raise ConfigError("DEVENV_SERVICE is not set: which service should this process serve?")
     settings = get_settings()
     configure_logging(settings.log_level)
+    from . import client_metrics
+
+    client_metrics.enable()  # this service's own MCPClient calls show on its /metrics
     return create_app(default_registry().get(name), settings)

@@ -34,7 +34,15 @@ from urllib.parse import urlsplit
 from .errors import InvalidArguments, ToolError
 from .transports.base import Transport
 
-__all__ = ["IncomingHeaders", "configure", "disable", "enabled", "trace_server_calls", "traced_transport"]
+__all__ = [
+    "IncomingHeaders",
+    "configure",
+    "current_service",
+    "disable",
+    "enabled",
+    "trace_server_calls",
+    "traced_transport",
+]
 
 logger = logging.getLogger("devenv.tracing")
 
@@ -306,6 +314,11 @@ def _server_span(service: str, tool: str, transport: str, meta: Any, request_id:
     finally:
         _current_service.reset(token)
         span.end()
+
+
+def current_service() -> str | None:
+    """The service whose SERVER span is current (tracing on), so its client calls are its own."""
+    return _current_service.get()
 
 
 def trace_server_calls(call: Callable[..., Any], service: str) -> Callable[..., Any]:
