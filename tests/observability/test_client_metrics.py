@@ -80,13 +80,16 @@ def test_off_the_client_keeps_its_own_transport_and_nothing_is_measured():
     assert out.stdout.strip() == "unmeasured"
 
 
-def test_a_served_agent_shows_its_downstream_calls_on_its_own_metrics(tmp_path):
+def test_a_served_agent_shows_its_downstream_calls_on_its_own_metrics(tmp_path, monkeypatch):
     """`devenv serve inbox-agent` (tracing off) calling four services over HTTP: its /metrics has each call."""
     for name in ("vault", "unsorted"):
         (tmp_path / name).mkdir()
     (tmp_path / "unsorted" / "tax.txt").write_text("HMRC tax return for the tax year: VAT deduction.", "utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DEVENV_", "REDIS_"))}
-    env.update(VAULT_ROOT=str(tmp_path / "vault"), UNSORTED_ROOT=str(tmp_path / "unsorted"), K8S_MODE="true")
+    roots = {"VAULT_ROOT": str(tmp_path / "vault"), "UNSORTED_ROOT": str(tmp_path / "unsorted")}
+    for key, value in roots.items():  # the downstream services run in this process, the agent in its own
+        monkeypatch.setenv(key, value)
+    env.update(roots, K8S_MODE="true")
     env["DEVENV_ENV_FILE"] = os.devnull
     registry = default_registry()
     downstream = ("jd-classifier", "content-classifier", "file-system", "notifications")
@@ -122,7 +125,9 @@ def test_a_served_agent_shows_its_downstream_calls_on_its_own_metrics(tmp_path):
             server.__exit__(None, None, None)
     assert {peer for (caller, peer, _, _) in counts} == set(downstream), counts
     assert {caller for (caller, _, _, _) in counts} == {"inbox-agent"}
-    assert all(error == "" for (_, _, _, error) in counts) and all(v >= 1 for v in counts.values()), counts
+    assert {peer for (_, peer, _, error) in counts if error == ""} == set(downstream), counts
+    # the agent lists a vault folder that does not exist yet: a tool error it handles, measured as one
+    assert counts.get(("inbox-agent", "file-system", "list_files", "tool_error")) == 1, counts
 
 
 def _wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
