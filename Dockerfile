@@ -10,6 +10,9 @@
 #                 makes: --build-arg BASE_IMAGE=devenv-base:bookworm
 #   PIP_NO_INDEX  1: take every wheel from ./wheelhouse in the context, never from PyPI (the docker
 #                 target of devenv fills ./wheelhouse on the host, so builds need no network)
+#   EXTRAS        the project's optional dependency groups to install too, comma-separated; "otel"
+#                 by default, so Pods can export traces (devenv.tracing stays off, and imports none
+#                 of it, until OTEL_EXPORTER_OTLP_ENDPOINT is set); "" for none
 #
 # Stages: wheels (every wheel the service needs, built or fetched) → venv (the dependencies,
 # installed from those wheels) and app (the project) → runtime (the base image + both, non-root,
@@ -22,6 +25,7 @@ ARG BASE_IMAGE=python:3.12-slim
 #    then the project; in two folders, so that a code change rebuilds only the small part
 FROM ${BASE_IMAGE} AS wheels
 ARG PIP_NO_INDEX=0
+ARG EXTRAS=otel
 ENV PIP_NO_INDEX=${PIP_NO_INDEX} \
     PIP_FIND_LINKS=/wheelhouse \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -30,7 +34,11 @@ ENV PIP_NO_INDEX=${PIP_NO_INDEX} \
 RUN python3 -m venv /opt/build
 # "wheelhouse*": the context may have no wheelhouse; pyproject.toml is always there.
 COPY pyproject.toml wheelhouse* /wheelhouse/
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/wheelhouse/pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python3 -c "import os, tomllib; p = tomllib.load(open('/wheelhouse/pyproject.toml', 'rb'))['project']; \
+extras = [e.strip() for e in os.environ['EXTRAS'].split(',') if e.strip()]; \
+unknown = sorted(set(extras) - set(p['optional-dependencies'])); \
+unknown and exit(f'EXTRAS={os.environ[\"EXTRAS\"]}: pyproject.toml has no optional dependencies {unknown}'); \
+print('\n'.join(p['dependencies'] + [r for e in extras for r in p['optional-dependencies'][e]]))" \
         > /requirements.txt \
  && /opt/build/bin/pip wheel --quiet --wheel-dir /wheels/deps --requirement /requirements.txt
 COPY pyproject.toml README.md /src/

@@ -85,6 +85,9 @@ OFFLINE_BASE_IMAGE = "devenv-base:bookworm"  # scripts/offline-base-image.sh
 DEFAULT_REDIS_IMAGE = "redis:7-alpine"
 OFFLINE_REDIS_IMAGE = "devenv-redis:bookworm"  # scripts/offline-base-image.sh
 IMAGE_REPOSITORY = "devenv/{service}"
+# The optional dependency groups baked into every image (the Dockerfile's EXTRAS, whose default
+# is the same): OpenTelemetry, so a container exports traces once OTEL_EXPORTER_OTLP_ENDPOINT is set.
+IMAGE_EXTRAS = ("otel",)
 NETWORK = "devenv"
 REDIS_CONTAINER = "redis-service"
 REDIS_PORT = 6379
@@ -581,7 +584,13 @@ class DockerStack(StateDir, Stack):
         import tomllib
 
         pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
-        requirements = [*pyproject["project"].get("dependencies", []), *pyproject["build-system"].get("requires", [])]
+        optional = pyproject["project"].get("optional-dependencies", {})
+        extras = [r for extra in IMAGE_EXTRAS for r in optional.get(extra, [])]  # what the Dockerfile installs
+        requirements = [
+            *pyproject["project"].get("dependencies", []),
+            *extras,
+            *pyproject["build-system"].get("requires", []),
+        ]
         key = json.dumps({"base": self.client.images.get(base).id, "requirements": requirements}, sort_keys=True)
         cached = _cache_dir() / "wheelhouse" / hashlib.sha256(key.encode()).hexdigest()[:16]
         complete = cached.with_name(cached.name + ".complete")
@@ -648,7 +657,12 @@ class DockerStack(StateDir, Stack):
                     custom_context=True,
                     tag=image,
                     target=stage,
-                    buildargs={"SERVICE": service, "BASE_IMAGE": base, "PIP_NO_INDEX": "1"},
+                    buildargs={
+                        "SERVICE": service,
+                        "BASE_IMAGE": base,
+                        "PIP_NO_INDEX": "1",
+                        "EXTRAS": ",".join(IMAGE_EXTRAS),
+                    },
                     labels={LABEL_SERVICE: service, LABEL_CONTENT: tag},
                     rm=True,
                     forcerm=True,
