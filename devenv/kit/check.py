@@ -197,6 +197,27 @@ def _rendered(kubectl: str, root: Path, services: list[Service]) -> list[Problem
                 continue
             problems += _objects(objects, overlay, services)
             problems += _namespace_names(objects, overlay)
+            problems += _otel_endpoints(objects, overlay)
+    return problems
+
+
+def _otel_endpoints(objects: list[dict[str, Any]], overlay: str) -> list[Problem]:
+    """An OTLP endpoint devenv.tracing would refuse at start-up (one warning, no traces), named now."""
+    from ..tracing import _endpoint_problem
+
+    problems = []
+    for config in (o for o in objects if o["kind"] == "ConfigMap"):
+        for key in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+            value = (config.get("data") or {}).get(key)
+            problem = _endpoint_problem(value) if value else None
+            if problem:
+                problems.append(
+                    Problem(
+                        f"{overlay}/kustomization.yaml",
+                        f"{overlay}: ConfigMap {config['metadata']['name']} sets {key}={value!r}, which {problem};"
+                        " the services would run without traces",
+                    )
+                )
     return problems
 
 

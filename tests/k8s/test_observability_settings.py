@@ -1,4 +1,4 @@
-"""The namespace the NetworkPolicy admits Prometheus from: one setting per overlay, checked by rendering.
+"""Observability settings in the overlays: the namespace Prometheus is admitted from, the OTLP endpoint.
 
 The overlays are rendered by the real ``kubectl kustomize``: as shipped, and from a copy whose
 ``prometheus-namespace`` was changed the way the README says.
@@ -67,3 +67,20 @@ def test_devenv_check_names_a_setting_that_is_not_a_namespace_name(kubectl, tmp_
     assert len(problems) == 1, problems
     assert problems[0].file == "k8s/overlays/dev/kustomization.yaml"
     assert re.search(r"mcp-services-ingress-prometheus.*not a namespace name", problems[0].message), problems[0]
+
+
+def test_devenv_check_names_an_otlp_endpoint_tracing_would_refuse(tmp_path):
+    project = make_project(tmp_path)
+    kustomization = project / "k8s" / "overlays" / "dev" / "kustomization.yaml"
+    text = kustomization.read_text()
+    assert "      - DEVENV_LOG_LEVEL=DEBUG\n" in text
+    kustomization.write_text(
+        text.replace(
+            "      - DEVENV_LOG_LEVEL=DEBUG\n",
+            "      - DEVENV_LOG_LEVEL=DEBUG\n      - OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318\n",
+        )
+    )
+    problems = [p for p in check_project(project) if "OTEL_EXPORTER_OTLP_ENDPOINT" in p.message]
+    assert len(problems) == 1, problems
+    assert "'collector:4318', which is not an http(s) URL" in problems[0].message
+    assert problems[0].file == "k8s/overlays/dev/kustomization.yaml"
