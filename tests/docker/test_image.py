@@ -31,6 +31,17 @@ def test_no_compilers_or_pip_in_the_final_image(docker_client, images):
     assert run(docker_client, images["jd-classifier"], "sh", "-c", "ls /usr/lib/gcc 2>/dev/null | wc -l") == "0"
 
 
+def test_the_image_can_export_traces_once_an_endpoint_is_set(docker_client, images):
+    """The otel extra is installed (Dockerfile EXTRAS=otel); unset, tracing stays off and loads none of it."""
+    check = (
+        "import os, sys; from devenv import tracing; assert not tracing.enabled(); "
+        "assert not [m for m in sys.modules if m.startswith('opentelemetry.sdk')]; "
+        "tracing.disable(); os.environ['OTEL_EXPORTER_OTLP_ENDPOINT'] = 'http://127.0.0.1:4318'; "
+        "assert tracing.enabled(); print('traces')"
+    )
+    assert run(docker_client, images["jd-classifier"], "python3", "-c", check) == "traces"
+
+
 def test_healthcheck_and_cmd_in_the_image_config(docker_client, images):
     for service, image in images.items():
         config = docker_client.images.get(image).attrs["Config"]
