@@ -96,9 +96,13 @@ class _MeasuredTransport(Transport):
         self.inner = inner
         self.histogram = _instrument()
         self.children: dict[tuple[str, str, str, str], Any] = {}
+        # The process's own service (devenv serve sets it before any client exists); a traced
+        # server span names the caller more precisely, e.g. in a test process with several.
+        self.fallback_caller = os.environ.get("DEVENV_SERVICE") or "devenv-client"
+        self.current_service = tracing.current_service
 
     def _observe(self, service: str, tool: str, error_type: str, seconds: float) -> None:
-        caller = tracing.current_service() or os.environ.get("DEVENV_SERVICE") or "devenv-client"
+        caller = self.current_service() or self.fallback_caller
         key = (caller, service, tool, error_type)
         child = self.children.get(key)
         if child is None:
