@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from .. import protocol
+from ..client_input import NO_INPUT, ClientInput
 from ..config import redact
 from ..discovery import service_url
 from ..errors import DevenvError, InvalidArguments, ProtocolError, ServiceUnavailable, ToolNotFound
@@ -134,10 +135,10 @@ class _Reply:
 
 @dataclass
 class CallOptions:
-    """What one call adds: callbacks for progress and elicitation, and a W3C trace parent."""
+    """What one call adds: a progress callback, its answers to input requests, a W3C trace parent."""
 
     on_progress: Callable[..., Any] | None = None
-    on_elicit: Callable[[dict[str, Any]], Any] | None = None
+    answers: ClientInput = NO_INPUT
     traceparent: str | None = None
 
 
@@ -284,15 +285,17 @@ class HTTPTransport(Transport):
             except StopIteration as stop:
                 return stop.value
             value, error = None, None
+            if type(op) is _Ask:  # the caller's own code: what it raises is the caller's, never a retry
+                value = op.callback(op.request)
+                if inspect.isawaitable(value):
+                    value.close()  # type: ignore[attr-defined]  # never awaited: say why instead
+                    raise TypeError("an async input callback needs the async call: use acall / await")
+                continue
             try:
                 if type(op) is _Post:
                     value = self._post_sync(op)
-                elif type(op) is _Sleep:
-                    self._sync_sleep(op.seconds)
                 else:
-                    value = op.callback(op.request)
-                    if inspect.isawaitable(value):
-                        raise TypeError("an async callback needs the async call: use acall / await")
+                    self._sync_sleep(op.seconds)
             except (ConnectionError, TimeoutError) as exc:
                 error = exc
 
@@ -305,16 +308,17 @@ class HTTPTransport(Transport):
             except StopIteration as stop:
                 return stop.value
             value, error = None, None
+            if type(op) is _Ask:
+                value = op.callback(op.request)
+                if inspect.isawaitable(value):
+                    value = await value
+                continue
             try:
                 if type(op) is _Post:
                     async with asyncio.timeout(op.timeout):
                         value = await self._post_async(op)
-                elif type(op) is _Sleep:
-                    await self._sleep(op.seconds)
                 else:
-                    value = op.callback(op.request)
-                    if inspect.isawaitable(value):
-                        value = await value
+                    await self._sleep(op.seconds)
             except (ConnectionError, TimeoutError) as exc:
                 error = exc
 
@@ -367,7 +371,7 @@ class HTTPTransport(Transport):
         traceparent = options.traceparent or current_traceparent()
         meta: dict[str, Any] = {}
         if server.era == "modern":
-            capabilities = {"elicitation": {"form": {}}} if options.on_elicit else {}
+            capabilities = options.answers.capabilities
             meta = {_META_VERSION: server.version, _META_CLIENT: CLIENT_INFO, _META_CAPABILITIES: capabilities}
             headers["mcp-protocol-version"] = server.version
             headers["mcp-method"] = method
@@ -641,21 +645,12 @@ class HTTPTransport(Transport):
 
     @staticmethod
     def _answerer(server: _Server, request: Any, options: CallOptions) -> Callable[[dict[str, Any]], Any]:
-        method = request.get("method") if isinstance(request, dict) else None
-        if method == "elicitation/create" and options.on_elicit is not None:
-            on_elicit = options.on_elicit
-
-            def answer(request: dict[str, Any]) -> Any:
-                reply = on_elicit(request.get("params") or {})
-                if inspect.isawaitable(reply):
-                    return _elicit_result_later(reply)
-                return _elicit_result(reply)
-
-            return answer
-        raise ProtocolError(
-            f"{server.service}: the server asked for {method!r}, which this call cannot answer"
-            + (" (pass on_elicit= to answer elicitation)" if method == "elicitation/create" else "")
-        )
+        """The call's answer to one inputRequests entry (what ``_Ask`` runs: a callback may be async)."""
+        if not isinstance(request, dict):
+            raise ProtocolError(f"{server.service}: an inputRequests entry is not an object: {request!r}")
+        method, params = request.get("method"), request.get("params")
+        answers = options.answers
+        return lambda request: answers.answer(method, params if isinstance(params, dict) else {}, server.service)
 
     def _call_tool(
         self, service: str, tool: str, arguments: dict[str, Any], options: CallOptions
@@ -698,18 +693,3 @@ class HTTPTransport(Transport):
         if code == protocol.INVALID_PARAMS and tool and "unknown tool" in message.lower():
             return ToolNotFound(service, tool)
         return ProtocolError(f"{service}: {message}", code, data)
-
-
-def _elicit_result(reply: Any) -> dict[str, Any]:
-    """``on_elicit`` may return an ElicitResult, the content alone (accept), or None (decline)."""
-    if reply is None:
-        return {"action": "decline"}
-    if isinstance(reply, dict) and reply.get("action") in ("accept", "decline", "cancel"):
-        return reply
-    if isinstance(reply, dict):
-        return {"action": "accept", "content": reply}
-    raise TypeError(f"on_elicit must return a dict (the answers), an ElicitResult or None, got {type(reply).__name__}")
-
-
-async def _elicit_result_later(reply: Any) -> dict[str, Any]:
-    return _elicit_result(await reply)
