@@ -94,7 +94,7 @@ class ClientInput:
         else:
             reply, shape = self.on_list_roots(), _roots_result  # type: ignore[misc]
         if inspect.isawaitable(reply):
-            return _later(reply, shape)
+            return _Later(reply, shape)
         return shape(reply)
 
     def channel(self, *, sync: bool) -> InputCallbackChannel:
@@ -136,8 +136,24 @@ class InputCallbackChannel:
             raise
 
 
-async def _later(reply: Awaitable[Any], shape: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    return shape(await reply)
+class _Later:
+    """An async callback's reply, shaped once awaited; ``close()`` drops it unawaited (a sync call)."""
+
+    __slots__ = ("_reply", "_shape")
+
+    def __init__(self, reply: Awaitable[Any], shape: Callable[[Any], dict[str, Any]]) -> None:
+        self._reply, self._shape = reply, shape
+
+    def __await__(self) -> Any:
+        return self._finish().__await__()
+
+    async def _finish(self) -> dict[str, Any]:
+        return self._shape(await self._reply)
+
+    def close(self) -> None:
+        close = getattr(self._reply, "close", None)
+        if close is not None:
+            close()
 
 
 def _elicit_result(reply: Any) -> dict[str, Any]:

@@ -1,0 +1,237 @@
+"""MCPClient answers a tool's requests for input (elicitation, sampling, roots) with the
+caller's callbacks: in-process, and over HTTP against the official SDK's server (mcp 2.x at
+2026-07-28), with the same answers both ways. Bad callbacks and unanswerable requests fail
+with errors that name the callback to pass."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from devenv import Context, MCPClient, ProtocolError, Service, ToolError
+from devenv.client_input import ClientInput
+from devenv.transports.http import HTTPTransport
+from tests.conftest import serve_in_thread
+from tests.unit.input_service import QUESTION, make_sdk_server, make_service
+
+HI = {"role": "user", "content": {"type": "text", "text": "hi"}}
+ROOTS = ["file:///work/a", {"uri": "file:///work/b", "name": "b"}]
+
+
+def name_ada(params):
+    assert params["message"] == QUESTION
+    return {"name": "ada"}
+
+
+def short(params):
+    return "short: " + params["messages"][0]["content"]["text"]
+
+
+@pytest.fixture(scope="module")
+def sdk_url():
+    with serve_in_thread(make_sdk_server().streamable_http_app()) as url:
+        yield url
+
+
+@pytest.fixture(params=["inprocess", "sdk-http"])
+def make_client(request, sdk_url):
+    """Clients of the same tools in each mode; each test makes its own with its callbacks."""
+    made = []
+
+    def make(**callbacks):
+        if request.param == "inprocess":
+            client = MCPClient(services=[make_service()], **callbacks)
+        else:
+            client = MCPClient(transport=HTTPTransport(resolve=lambda s: sdk_url, retries=0), **callbacks)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def test_every_kind_of_input_is_answered_by_the_client_defaults(make_client):
+    client = make_client(on_elicit=name_ada, on_sample=short, roots=ROOTS)
+    assert client.call("asker/greet") == "hello ada"
+    assert client.call("asker/summarize", {"text": "a long story"}) == "short: Summarize: a long story"
+    assert client.call("asker/workspace") == "file:///work/a file:///work/b"
+
+
+def test_per_call_callbacks_override_the_defaults(make_client):
+    client = make_client(on_elicit=name_ada, roots=["file:///default"])
+    assert client.call("asker/greet", on_elicit=lambda p: {"name": "bob"}) == "hello bob"
+    assert client.call("asker/workspace", on_list_roots=lambda: ["file:///mine"]) == "file:///mine"
+    assert client.call("asker/workspace") == "file:///default"
+
+
+def test_async_callbacks_with_acall(make_client):
+    client = make_client()
+
+    async def answer(params):
+        await asyncio.sleep(0)
+        return {"action": "accept", "content": {"name": "eve"}}
+
+    async def sample(params):
+        return {"role": "assistant", "content": {"type": "text", "text": "sampled"}, "model": "m1"}
+
+    async def roots():
+        return ["file:///async"]
+
+    async def run():
+        return (
+            await client.acall("asker/greet", on_elicit=answer),
+            await client.acall("asker/summarize", {"text": "x"}, on_sample=sample),
+            await client.acall("asker/workspace", on_list_roots=roots),
+        )
+
+    assert asyncio.run(run()) == ("hello eve", "sampled", "file:///async")
+
+
+def test_an_async_callback_in_a_sync_call_is_refused(make_client):
+    client = make_client()
+
+    async def answer(params):
+        return {"name": "eve"}
+
+    with pytest.raises(TypeError, match="needs the async call: use acall"):
+        client.call("asker/greet", on_elicit=answer)
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "argument"),
+    [("greet", {}, "on_elicit"), ("summarize", {"text": "x"}, "on_sample"), ("workspace", {}, "on_list_roots")],
+)
+def test_asking_without_the_callback_is_a_protocol_error(make_client, tool, arguments, argument):
+    client = make_client()
+    with pytest.raises(ProtocolError) as caught:
+        client.call(f"asker/{tool}", arguments)
+    # Over HTTP the server refuses (-32021: the client did not declare it); in-process the
+    # channel says which callback to pass.
+    assert caught.value.code == -32021 or argument in str(caught.value)
+
+
+def test_a_callback_that_raises_fails_the_call_with_its_own_error(make_client):
+    client = make_client()
+
+    def broken(params):
+        raise KeyError("the user closed the dialog")
+
+    with pytest.raises(KeyError, match="closed the dialog"):
+        client.call("asker/greet", on_elicit=broken)
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "callbacks", "message"),
+    [
+        ("greet", {}, {"on_elicit": lambda p: ["ada"]}, "on_elicit must return a dict"),
+        ("greet", {}, {"on_elicit": lambda p: {"action": "maybe"}}, "on_elicit must return"),
+        ("summarize", {"text": "x"}, {"on_sample": lambda p: {"content": "no model"}}, "on_sample must return"),
+        ("summarize", {"text": "x"}, {"on_sample": lambda p: 42}, "on_sample must return"),
+        ("workspace", {}, {"on_list_roots": lambda: "file:///a"}, "on_list_roots must be a list"),
+        ("workspace", {}, {"on_list_roots": lambda: [{"name": "x"}]}, "each root is a file:// URI"),
+    ],
+)
+def test_a_callback_of_the_wrong_shape_is_named(make_client, tool, arguments, callbacks, message):
+    client = make_client()
+    with pytest.raises(TypeError, match=message):
+        client.call(f"asker/{tool}", arguments, **callbacks)
+
+
+def test_a_root_that_is_not_a_file_uri_is_refused_at_once():
+    with pytest.raises(ValueError, match="must start with file://"):
+        MCPClient(services=[make_service()], roots=["https://example.com"])
+    with pytest.raises(ValueError, match="roots= .* or on_list_roots="):
+        MCPClient(services=[make_service()], roots=[], on_list_roots=list)
+    with pytest.raises(TypeError, match="on_sample must be callable"):
+        MCPClient(services=[make_service()], on_sample="yes")
+
+
+def test_in_process_the_callback_failure_wins_over_what_the_tool_made_of_it():
+    # Over HTTP the client's callback fails on the client side, so the call fails whatever the
+    # tool would do; in-process the tool sees the error too, and the call still fails with it.
+    client = MCPClient(services=[make_service()])
+    with pytest.raises(ProtocolError, match="pass on_elicit="):
+        client.call("asker/stubborn")
+    assert client.call("asker/stubborn", on_elicit=name_ada) == "carried on"
+
+
+def test_a_tool_error_stays_a_tool_error_when_every_callback_worked():
+    service = Service("asker")
+
+    @service.tool()
+    async def picky(ctx: Context) -> str:
+        await ctx.request_input("roots/list", {})
+        raise RuntimeError("no roots I like")
+
+    with pytest.raises(ToolError, match="no roots I like"):
+        MCPClient(services=[service], roots=["file:///a"]).call("asker/picky")
+
+
+def test_capabilities_declared_are_exactly_the_callbacks():
+    assert ClientInput().capabilities == {}
+    assert ClientInput(on_sample=short).capabilities == {"sampling": {}}
+    both = ClientInput(on_elicit=name_ada).over(ClientInput(roots=["file:///a"]))
+    assert both.capabilities == {"elicitation": {"form": {}}, "roots": {}}
+    assert both.supports("roots") and not both.supports("sampling")
+
+
+# -- over HTTP: what the client declares, and a server that asks regardless ----------------------
+
+
+class Careless:
+    """A 2026-07-28 server that asks for sampling whatever the client declared, and keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+        self.app = Starlette(routes=[Route("/mcp", self.mcp, methods=["POST"])])
+
+    async def mcp(self, request: Request) -> JSONResponse:
+        body = orjson.loads(await request.body())
+        self.seen.append(body)
+        params = body.get("params") or {}
+        if body["method"] == "server/discover":
+            result = {"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "resultType": "complete"}
+        elif body["method"] == "tools/list":
+            result = {"tools": [{"name": "ask", "inputSchema": {"type": "object"}}], "resultType": "complete"}
+        elif "inputResponses" not in params:
+            sampling = {"method": "sampling/createMessage", "params": {"messages": [HI], "maxTokens": 5}}
+            result = {"resultType": "input_required", "inputRequests": {"llm": sampling, "odd": {"method": "x/y"}}}
+            if params["arguments"].get("only_sampling"):
+                del result["inputRequests"]["odd"]
+        else:
+            text = params["inputResponses"]["llm"]["content"]["text"]
+            result = {"content": [{"type": "text", "text": text}], "resultType": "complete"}
+        return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": result})
+
+
+@pytest.fixture(scope="module")
+def careless():
+    server = Careless()
+    with serve_in_thread(server.app) as url:
+        yield server, url
+
+
+def test_the_client_declares_the_capabilities_it_has_callbacks_for(careless):
+    server, url = careless
+    with MCPClient(transport=HTTPTransport(resolve=lambda s: url, retries=0), on_sample=short) as client:
+        with pytest.raises(ProtocolError, match="'x/y', which MCPClient does not answer"):
+            client.call("careless/ask", {}, roots=["file:///a"])
+        assert client.call("careless/ask", {"only_sampling": True}) == "short: hi"
+    calls = [body for body in server.seen if body["method"] == "tools/call"]
+    declared = calls[0]["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"]
+    assert declared == {"sampling": {}, "roots": {}}
+    assert calls[-1]["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] == {"sampling": {}}
+
+
+def test_a_server_asking_for_what_the_call_cannot_answer_names_the_callback(careless):
+    _, url = careless
+    with MCPClient(transport=HTTPTransport(resolve=lambda s: url, retries=0)) as client:
+        with pytest.raises(ProtocolError, match=r"sampling/createMessage \(sampling\).*pass on_sample="):
+            client.call("careless/ask", {"only_sampling": True})
