@@ -315,15 +315,15 @@ class HTTPTransport(Transport):
                 continue
             try:
                 if type(op) is _Post:
-                    async with asyncio.timeout(op.timeout):
-                        value = await self._post_async(op)
+                    value = await self._post_async(op)  # the pool times it out: one timer, no cancel scope
                 else:
                     await self._sleep(op.seconds)
             except (ConnectionError, TimeoutError) as exc:
                 error = exc
 
     def _post_sync(self, op: _Post) -> _Reply:
-        with self._sync_pool.post(op.endpoint, op.body, op.headers, op.timeout) as response:
+        response = self._sync_pool.post(op.endpoint, op.body, op.headers, op.timeout)
+        try:
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 decoder = _SSE()
                 for piece in response.pieces():
@@ -335,9 +335,11 @@ class HTTPTransport(Transport):
                 return _Reply(response.status, response.headers, None, b"(an event stream without a response)")
             data = response.read()
             return _Reply(response.status, response.headers, _json_message(data) if data else None, data)
+        finally:
+            response.release()
 
     async def _post_async(self, op: _Post) -> _Reply:
-        response = await self._async_pool.post(op.endpoint, op.body, op.headers)
+        response = await self._async_pool.post(op.endpoint, op.body, op.headers, op.timeout)
         try:
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 decoder = _SSE()
