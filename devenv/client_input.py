@@ -36,7 +36,7 @@ _DECLARED = {"elicitation": {"form": {}}, "sampling": {}, "roots": {}}
 class ClientInput:
     """One call's input callbacks. ``roots`` is a fixed list; ``on_list_roots()`` computes it."""
 
-    __slots__ = ("capabilities", "on_elicit", "on_list_roots", "on_sample")
+    __slots__ = ("capabilities", "metas", "on_elicit", "on_list_roots", "on_sample")
 
     def __init__(
         self,
@@ -61,6 +61,7 @@ class ClientInput:
             for capability, callback in (("elicitation", on_elicit), ("sampling", on_sample), ("roots", on_list_roots))
             if callback is not None
         }
+        self.metas: dict[str, dict[str, Any]] = {}  # the HTTP transport's _meta per protocol version
 
     def over(self, defaults: ClientInput) -> ClientInput:
         """These callbacks, with ``defaults`` filling the kinds this call did not set."""
@@ -69,6 +70,7 @@ class ClientInput:
         merged.on_sample = self.on_sample or defaults.on_sample
         merged.on_list_roots = self.on_list_roots or defaults.on_list_roots
         merged.capabilities = {**defaults.capabilities, **self.capabilities}
+        merged.metas = {}
         return merged
 
     def supports(self, capability: str) -> bool:

@@ -58,6 +58,7 @@ _META_CLIENT = "io.modelcontextprotocol/clientInfo"
 CLIENT_INFO = {"name": "devenv", "version": "0.1.0"}
 _RETRYABLE_STATUS = {429, 502, 503, 504}
 _STATUS_TEXT = {429: "rate limited", 502: "bad gateway", 503: "unavailable", 504: "gateway timeout"}
+_MAX_CACHED = 512  # prebuilt header sets per server (one per method and tool)
 _MAX_ROUNDS = 10  # input-required rounds per call before giving up on a server that keeps asking
 
 Era = str  # "auto" | "modern" | "legacy"
@@ -101,6 +102,7 @@ class _Server:
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
     param_headers: dict[str, list[tuple[tuple[str, ...], str]]] = field(default_factory=dict)
     discovered: dict[str, Any] = field(default_factory=dict)
+    headers: dict[tuple[str, str | None], dict[str, str]] = field(default_factory=dict)  # see _build
 
 
 @dataclass
@@ -369,31 +371,29 @@ class HTTPTransport(Transport):
         progress_token: str | None,
         arguments: dict[str, Any] | None = None,
     ) -> tuple[bytes, dict[str, str]]:
-        headers = dict(self._headers)
         traceparent = options.traceparent or current_traceparent()
-        meta: dict[str, Any] = {}
+        meta: dict[str, Any]
         if server.era == "modern":
-            capabilities = options.answers.capabilities
-            meta = {_META_VERSION: server.version, _META_CLIENT: CLIENT_INFO, _META_CAPABILITIES: capabilities}
-            headers["mcp-protocol-version"] = server.version
-            headers["mcp-method"] = method
-            if name is not None:
-                headers["mcp-name"] = mcpheaders.encode(name)
+            # The headers and _meta of a plain call are the same every time: built once per
+            # server, then shared (copied only when a call adds to them).
+            headers = server.headers.get((method, name)) or self._modern_headers(server, method, name)
+            meta = options.answers.metas.get(server.version) or self._modern_meta(server.version, options.answers)
             if arguments is not None and name in server.param_headers:
                 try:
-                    headers.update(mcpheaders.param_headers(server.param_headers[name], arguments))
+                    headers = {**headers, **mcpheaders.param_headers(server.param_headers[name], arguments)}
                 except ValueError as exc:
                     raise _Unencodable(str(exc)) from None
         else:
+            headers, meta = dict(self._headers), {}
             if method != "initialize":
                 headers["mcp-protocol-version"] = server.version
             if server.session_id:
                 headers["mcp-session-id"] = server.session_id
         if traceparent:
-            meta["traceparent"] = traceparent
-            headers["traceparent"] = traceparent
+            meta = {**meta, "traceparent": traceparent}
+            headers = {**headers, "traceparent": traceparent}
         if progress_token is not None:
-            meta["progressToken"] = progress_token
+            meta = {**meta, "progressToken": progress_token}
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if request_id is not None:
             message["id"] = request_id
@@ -403,6 +403,20 @@ class HTTPTransport(Transport):
             return protocol.dumps(message), headers
         except TypeError as exc:
             raise _Unencodable(str(exc)) from None
+
+    def _modern_headers(self, server: _Server, method: str, name: str | None) -> dict[str, str]:
+        headers = {**self._headers, "mcp-protocol-version": server.version, "mcp-method": method}
+        if name is not None:
+            headers["mcp-name"] = mcpheaders.encode(name)
+        if len(server.headers) < _MAX_CACHED:
+            server.headers[(method, name)] = headers
+        return headers
+
+    @staticmethod
+    def _modern_meta(version: str, answers: ClientInput) -> dict[str, Any]:
+        meta = {_META_VERSION: version, _META_CLIENT: CLIENT_INFO, _META_CAPABILITIES: answers.capabilities}
+        answers.metas[version] = meta  # kept with the callbacks it declares: the client's defaults live long
+        return meta
 
     def _send(
         self,
