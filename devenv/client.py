@@ -93,6 +93,8 @@ class MCPClient:
         self._on_progress = on_progress
         self._answers = ClientInput(on_elicit=on_elicit, on_sample=on_sample, roots=roots, on_list_roots=on_list_roots)
         self._plain = self._options(None, None, None)  # the common case, built once
+        if hasattr(transport, "session_answers"):
+            transport.session_answers = self._answers  # what a legacy session declares at initialize
         self.transport = tracing.traced_transport(transport, inprocess=self.mode == "inprocess")  # as is when off
 
     def __repr__(self) -> str:

@@ -114,6 +114,8 @@ class _Post:
     timeout: float
     on_progress: Callable[..., Any] | None = None
     progress_token: str | None = None
+    answers: ClientInput = NO_INPUT
+    service: str = ""
 
 
 @dataclass
@@ -194,6 +196,15 @@ def _progress(op: _Post, message: dict[str, Any]) -> Any:
     return op.on_progress(params.get("progress"), params.get("total"), params.get("message"))
 
 
+def _is_server_request(message: dict[str, Any]) -> bool:
+    return "id" in message and isinstance(message.get("method"), str) and "result" not in message
+
+
+def _check_accepted(op: _Post, status: int) -> None:
+    if status >= 400:
+        raise ProtocolError(f"{op.service}: the server refused the answer to its own request (HTTP {status})")
+
+
 class HTTPTransport(Transport):
     """MCP over HTTP. ``timeout``: the most one call may take, retries included (seconds).
 
@@ -233,6 +244,7 @@ class HTTPTransport(Transport):
         self._sync_pool = h1.SyncPool()
         self._async_pool = h1.AsyncPool()
         self._sleep = asyncio.sleep  # between async retries; a test may record the delays instead
+        self.session_answers: ClientInput = NO_INPUT  # MCPClient sets its default callbacks here
         self._sync_sleep = time.sleep
 
     def __repr__(self) -> str:
@@ -332,7 +344,13 @@ class HTTPTransport(Transport):
                     for message in decoder.feed(piece):
                         if message.get("id") == op.request_id and ("result" in message or "error" in message):
                             return _Reply(response.status, response.headers, message)
-                        if inspect.isawaitable(_progress(op, message)):
+                        if _is_server_request(message):
+                            answer = op.answers.answer(message["method"], message.get("params") or {}, op.service)
+                            if inspect.isawaitable(answer):
+                                answer.close()  # type: ignore[attr-defined]
+                                raise TypeError("an async input callback needs the async call: use acall / await")
+                            self._respond_sync(op, message["id"], answer)
+                        elif inspect.isawaitable(_progress(op, message)):
                             raise TypeError("an async on_progress needs the async call: use acall / await")
                 return _Reply(response.status, response.headers, None, b"(an event stream without a response)")
             data = response.read()
@@ -349,6 +367,12 @@ class HTTPTransport(Transport):
                     for message in decoder.feed(piece):
                         if message.get("id") == op.request_id and ("result" in message or "error" in message):
                             return _Reply(response.status, response.headers, message)
+                        if _is_server_request(message):
+                            answer = op.answers.answer(message["method"], message.get("params") or {}, op.service)
+                            if inspect.isawaitable(answer):
+                                answer = await answer
+                            await self._respond_async(op, message["id"], answer)
+                            continue
                         pending = _progress(op, message)
                         if inspect.isawaitable(pending):
                             await pending
@@ -357,6 +381,26 @@ class HTTPTransport(Transport):
             return _Reply(response.status, response.headers, _json_message(data) if data else None, data)
         finally:
             response.release()
+
+    # -- legacy eras: a server-to-client request on the call's stream, answered by a POST ------
+
+    def _respond_sync(self, op: _Post, request_id: Any, result: dict[str, Any]) -> None:
+        body = protocol.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+        response = self._sync_pool.post(op.endpoint, body, op.headers, op.timeout)
+        try:
+            response.read()
+        finally:
+            response.release()
+        _check_accepted(op, response.status)
+
+    async def _respond_async(self, op: _Post, request_id: Any, result: dict[str, Any]) -> None:
+        body = protocol.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+        response = await self._async_pool.post(op.endpoint, body, op.headers, op.timeout)
+        try:
+            await response.read()
+        finally:
+            response.release()
+        _check_accepted(op, response.status)
 
     # -- one request, retried ----------------------------------------------------------------
 
@@ -439,7 +483,17 @@ class HTTPTransport(Transport):
             request_id = None if notification else next(self._ids)
             token = f"devenv-{request_id}" if options.on_progress and request_id is not None else None
             body, headers = self._build(server, method, params, request_id, name, options, token, arguments)
-            post = _Post(server.endpoint, body, headers, request_id or 0, remaining, options.on_progress, token)
+            post = _Post(
+                server.endpoint,
+                body,
+                headers,
+                request_id or 0,
+                remaining,
+                options.on_progress,
+                token,
+                options.answers,
+                server.service,
+            )
             retry_after = None
             try:
                 reply = yield post
@@ -542,7 +596,9 @@ class HTTPTransport(Transport):
     ) -> Generator[Any, Any, None]:
         server.era, server.session_id = "legacy", None
         server.version = (versions or LEGACY_VERSIONS)[0]
-        params = {"protocolVersion": server.version, "capabilities": {}, "clientInfo": CLIENT_INFO}
+        # A legacy session declares its capabilities once, at initialize: the client's defaults.
+        capabilities = self.session_answers.capabilities
+        params = {"protocolVersion": server.version, "capabilities": capabilities, "clientInfo": CLIENT_INFO}
         reply = yield from self._send(server, "initialize", params, deadline, retry=True)
         message = self._message(server, reply)
         if "error" in message:
