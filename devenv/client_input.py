@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from .errors import ProtocolError
+from .errors import CapabilityMissing, ProtocolError
 
-__all__ = ["ClientInput", "InputCallbackChannel", "NO_INPUT"]
+__all__ = ["ClientInput", "InputCallbackChannel", "NO_INPUT", "missing"]
 
 ElicitCallback = Callable[[dict[str, Any]], Any]
 SampleCallback = Callable[[dict[str, Any]], Any]
@@ -31,6 +31,14 @@ METHODS = {
     "roots/list": ("roots", "roots= or on_list_roots"),
 }
 _DECLARED = {"elicitation": {"form": {}}, "sampling": {}, "roots": {}}
+_METHOD_OF = {capability: method for method, (capability, _) in METHODS.items()}
+
+
+def missing(capability: str, why: str = "this call has no callback for it") -> CapabilityMissing:
+    """The error for input the call cannot give, naming the callback that would."""
+    method = _METHOD_OF.get(capability, capability)
+    argument = METHODS[method][1] if method in METHODS else "a callback"
+    return CapabilityMissing(method, capability, f"{why}: pass {argument}= to MCPClient or to the call")
 
 
 class ClientInput:
@@ -83,12 +91,9 @@ class ClientInput:
                 f"{who}: the server asked for {method!r}, which MCPClient does not answer"
                 f" (it answers {', '.join(METHODS)})"
             )
-        capability, argument = METHODS[method]
+        capability, _ = METHODS[method]
         if not self.supports(capability):
-            raise ProtocolError(
-                f"{who}: the server asked for {method} ({capability}), which this call cannot answer:"
-                f" pass {argument}= to MCPClient or to the call"
-            )
+            raise missing(capability, f"{who} asked for it, and this call has no callback for it")
         if method == "elicitation/create":
             reply, shape = self.on_elicit(params), _elicit_result  # type: ignore[misc]
         elif method == "sampling/createMessage":

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from .. import protocol
-from ..client_input import NO_INPUT, ClientInput
+from ..client_input import NO_INPUT, ClientInput, missing
 from ..config import redact
 from ..discovery import service_url
 from ..errors import DevenvError, InvalidArguments, ProtocolError, ServiceUnavailable, ToolNotFound
@@ -760,6 +760,11 @@ class HTTPTransport(Transport):
     @staticmethod
     def _rpc_error(service: str, tool: str, error: dict[str, Any]) -> DevenvError:
         code, message, data = error.get("code"), error.get("message", ""), error.get("data")
+        if code == MISSING_CAPABILITY:  # the server wanted input this call gave no callback for
+            required = (data or {}).get("requiredCapabilities") if isinstance(data, dict) else None
+            capability = next(iter(required), "") if isinstance(required, dict) and required else ""
+            if capability in ("elicitation", "sampling", "roots"):
+                return missing(capability, f"{service}: {message}")
         if code == protocol.INVALID_PARAMS and isinstance(data, dict) and data.get("type") in ("ToolNotFound",):
             return protocol.error_from_payload(data, service=service, tool=tool)
         if code == protocol.INVALID_PARAMS and tool and "unknown tool" in message.lower():

@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from ..client_input import InputCallbackChannel
+from ..client_input import InputCallbackChannel, missing
 from ..context import Context
-from ..errors import InvalidArguments
+from ..errors import CapabilityMissing, InvalidArguments
 from ..tools import Registry
 from .base import Transport
 
@@ -62,6 +62,8 @@ class InProcessTransport(Transport):
             context, channel = _call_context(options, sync=True)
         try:
             return found.run(_as_json(tool, arguments), context=context)
+        except CapabilityMissing as exc:
+            raise missing(exc.capability) from None  # as over HTTP: name the callback to pass
         finally:
             _caller_failure(channel)
 
@@ -75,6 +77,8 @@ class InProcessTransport(Transport):
             context, channel = _call_context(options, sync=False)
         try:
             return await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
+        except CapabilityMissing as exc:
+            raise missing(exc.capability) from None
         finally:
             _caller_failure(channel)
 

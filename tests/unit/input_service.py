@@ -1,6 +1,7 @@
 """Tools that ask their client for input (elicitation, sampling, roots), written twice: once
-as a devenv service, once on the official SDK's MCPServer. The client tests call both and
-expect the same answers from each, in-process and over HTTP."""
+as a devenv service (``ctx.elicit`` / ``ctx.sample`` / ``ctx.list_roots``), once on the official
+SDK's MCPServer. The client tests call both and expect the same answers from each, in-process
+and over HTTP."""
 
 from __future__ import annotations
 
@@ -14,11 +15,6 @@ from devenv import Context, Service
 
 QUESTION = "Who are you?"
 NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-ASK_NAME = {"mode": "form", "message": QUESTION, "requestedSchema": NAME_SCHEMA}
-
-
-def ask(ctx: Context, method: str, params: dict[str, Any]) -> Any:
-    return ctx.request_input(method, params)
 
 
 def make_service() -> Service:
@@ -26,25 +22,26 @@ def make_service() -> Service:
 
     @service.tool()
     async def greet(ctx: Context) -> str:
-        reply = await ask(ctx, "elicitation/create", ASK_NAME)
+        reply = await ctx.elicit(QUESTION, NAME_SCHEMA)
         return f"hello {reply['content']['name']}" if reply["action"] == "accept" else f"no name ({reply['action']})"
 
     @service.tool()
     async def summarize(text: str, ctx: Context) -> str:
-        message = {"role": "user", "content": {"type": "text", "text": f"Summarize: {text}"}}
-        result = await ask(ctx, "sampling/createMessage", {"messages": [message], "maxTokens": 50})
-        return result["content"]["text"]
+        return (await ctx.sample(f"Summarize: {text}", max_tokens=50))["content"]["text"]
 
     @service.tool()
     async def workspace(ctx: Context) -> str:
-        result = await ask(ctx, "roots/list", {})
-        return " ".join(root["uri"] for root in result["roots"])
+        return " ".join(root["uri"] for root in await ctx.list_roots())
+
+    @service.tool()
+    def declared(ctx: Context) -> list[str]:
+        return [kind for kind in ("elicitation", "sampling", "roots") if ctx.supports(kind)]
 
     @service.tool()
     async def stubborn(ctx: Context) -> str:
         """Asks, and carries on whatever the answer was (even a failure of the caller's callback)."""
         try:
-            await ask(ctx, "elicitation/create", ASK_NAME)
+            await ctx.elicit(QUESTION, NAME_SCHEMA)
         except Exception:
             pass
         return "carried on"

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from devenv import Context, MCPClient, ProtocolError, Service, ToolError
+from devenv import CapabilityMissing, Context, MCPClient, ProtocolError, Service, ToolError, create_app
 from devenv.client_input import ClientInput
 from devenv.transports.http import HTTPTransport
 from tests.conftest import serve_in_thread
@@ -39,8 +39,14 @@ def sdk_url():
         yield url
 
 
-@pytest.fixture(params=["inprocess", "sdk-2026-07-28", "sdk-legacy"])
-def make_client(request, sdk_url):
+@pytest.fixture(scope="module")
+def devenv_url():
+    with serve_in_thread(create_app(make_service())) as url:
+        yield url
+
+
+@pytest.fixture(params=["inprocess", "devenv-2026-07-28", "sdk-2026-07-28", "sdk-legacy"])
+def make_client(request, sdk_url, devenv_url):
     """Clients of the same tools in each mode; each test makes its own with its callbacks."""
     made = []
 
@@ -51,7 +57,8 @@ def make_client(request, sdk_url):
             # At 2026-07-28 the answers ride the retried call (InputRequiredResult); at 2025-11-25
             # the server asks on the call's event stream and the client POSTs each answer back.
             era = "legacy" if request.param == "sdk-legacy" else "modern"
-            transport = HTTPTransport(resolve=lambda s: sdk_url, retries=0, timeout=10, era=era)
+            url = devenv_url if request.param.startswith("devenv") else sdk_url
+            transport = HTTPTransport(resolve=lambda s: url, retries=0, timeout=10, era=era)
             client = MCPClient(transport=transport, **callbacks)
         made.append(client)
         return client
@@ -113,13 +120,34 @@ def test_an_async_callback_in_a_sync_call_is_refused(make_client):
     ("tool", "arguments", "argument"),
     [("greet", {}, "on_elicit"), ("summarize", {"text": "x"}, "on_sample"), ("workspace", {}, "on_list_roots")],
 )
-def test_asking_without_the_callback_is_a_protocol_error(make_client, tool, arguments, argument):
-    client = make_client()
-    with pytest.raises(ProtocolError) as caught:
-        client.call(f"asker/{tool}", arguments)
-    # Over HTTP the server refuses (-32021: the client did not declare it); in-process the
-    # channel says which callback to pass.
-    assert caught.value.code == -32021 or argument in str(caught.value)
+def test_asking_without_the_callback_names_the_callback(make_client, tool, arguments, argument):
+    # Over HTTP the server refuses the call (-32021: the client did not declare it); in-process
+    # the tool's Context does. Either way the caller learns which callback to pass.
+    with pytest.raises(CapabilityMissing, match=f"pass .*{argument}= to MCPClient or to the call"):
+        make_client().call(f"asker/{tool}", arguments)
+
+
+def test_the_tool_sees_exactly_the_capabilities_declared(make_client):
+    if make_client.mode.startswith("sdk"):
+        pytest.skip("a devenv tool (ctx.supports)")
+    assert make_client().call("asker/declared") == []
+    assert make_client(on_sample=short, roots=[]).call("asker/declared") == ["sampling", "roots"]
+    assert make_client().call("asker/declared", on_elicit=name_ada) == ["elicitation"]
+
+
+def test_a_tool_that_handles_a_refusal_carries_on_but_a_broken_callback_fails_the_call(make_client):
+    if make_client.mode.startswith("sdk"):
+        pytest.skip("a devenv tool that catches what ctx.elicit raises")
+    # With no callback the tool is told (CapabilityMissing) and may carry on, in every mode.
+    assert make_client().call("asker/stubborn") == "carried on"
+
+    # A callback that fails is the caller's failure: over HTTP it fails on the client's side, so
+    # whatever the tool would make of it; in-process the call fails with it all the same.
+    def broken(params):
+        raise KeyError("the user closed the dialog")
+
+    with pytest.raises(KeyError, match="closed the dialog"):
+        make_client(on_elicit=broken).call("asker/stubborn")
 
 
 def test_a_callback_that_raises_fails_the_call_with_its_own_error(make_client):
@@ -155,21 +183,12 @@ def test_a_root_that_is_not_a_file_uri_is_refused_at_once():
         MCPClient(services=[make_service()], on_sample="yes")
 
 
-def test_in_process_the_callback_failure_wins_over_what_the_tool_made_of_it():
-    # Over HTTP the client's callback fails on the client side, so the call fails whatever the
-    # tool would do; in-process the tool sees the error too, and the call still fails with it.
-    client = MCPClient(services=[make_service()])
-    with pytest.raises(ProtocolError, match="pass on_elicit="):
-        client.call("asker/stubborn")
-    assert client.call("asker/stubborn", on_elicit=name_ada) == "carried on"
-
-
 def test_a_tool_error_stays_a_tool_error_when_every_callback_worked():
     service = Service("asker")
 
     @service.tool()
     async def picky(ctx: Context) -> str:
-        await ctx.request_input("roots/list", {})
+        await ctx.list_roots()
         raise RuntimeError("no roots I like")
 
     with pytest.raises(ToolError, match="no roots I like"):
@@ -235,5 +254,5 @@ def test_the_client_declares_the_capabilities_it_has_callbacks_for(careless):
 def test_a_server_asking_for_what_the_call_cannot_answer_names_the_callback(careless):
     _, url = careless
     with MCPClient(transport=HTTPTransport(resolve=lambda s: url, retries=0)) as client:
-        with pytest.raises(ProtocolError, match=r"sampling/createMessage \(sampling\).*pass on_sample="):
+        with pytest.raises(CapabilityMissing, match=r"sampling/createMessage .*pass on_sample="):
             client.call("careless/ask", {"only_sampling": True})
