@@ -40,7 +40,7 @@ from ..errors import DevenvError, InvalidArguments, ProtocolError, ServiceUnavai
 from ..hints import CRASHED_HEADER, first_contact_failure
 from ..tools import WRAPPED_KEY
 from . import h1, mcpheaders
-from .base import Transport, current_traceparent
+from .base import Transport, content_value, current_traceparent
 
 __all__ = ["HTTPTransport"]
 
@@ -752,10 +752,7 @@ class HTTPTransport(Transport):
         structured = result.get("structuredContent")
         if structured is not None:
             return _unwrap(definition, structured)
-        content = result.get("content", [])
-        if len(content) == 1 and content[0].get("type") == "text":
-            return content[0]["text"]
-        return content
+        return content_value(result.get("content", []))
 
     @staticmethod
     def _rpc_error(service: str, tool: str, error: dict[str, Any]) -> DevenvError:

@@ -10,7 +10,7 @@ from ..client_input import InputCallbackChannel, missing
 from ..context import Context
 from ..errors import CapabilityMissing, InvalidArguments
 from ..tools import Registry
-from .base import Transport
+from .base import Transport, content_value
 
 __all__ = ["InProcessTransport"]
 
@@ -61,7 +61,8 @@ class InProcessTransport(Transport):
         if context is None and found.context_param is not None:
             context, channel = _call_context(options, sync=True)
         try:
-            return found.run(_as_json(tool, arguments), context=context)
+            result = found.run(_as_json(tool, arguments), context=context)
+            return content_value(result) if found.returns_content else result  # as over HTTP
         except CapabilityMissing as exc:
             raise missing(exc.capability) from None  # as over HTTP: name the callback to pass
         finally:
@@ -76,7 +77,8 @@ class InProcessTransport(Transport):
         if context is None and found.context_param is not None:
             context, channel = _call_context(options, sync=False)
         try:
-            return await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
+            result = await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
+            return content_value(result) if found.returns_content else result
         except CapabilityMissing as exc:
             raise missing(exc.capability) from None
         finally:
@@ -129,9 +131,26 @@ class InProcessTransport(Transport):
     def request(self, service: str, method: str, params: dict[str, Any], options: Any = None) -> dict[str, Any]:
         if method == "resources/read":
             return self.read_resource(service, params["uri"])
-        return self.get_prompt(service, params["name"], params.get("arguments"))
+        # A prompt may ask for input too: it gets the call's answers, as a tool does.
+        prompt = self.registry.get(service).get_prompt_spec(params["name"])
+        arguments = _as_json(params["name"], params.get("arguments"))
+        context, channel = _call_context(options, sync=True) if prompt.context_param else (None, None)
+        try:
+            return prompt.render(arguments, context=context)
+        except CapabilityMissing as exc:
+            raise missing(exc.capability) from None
+        finally:
+            _caller_failure(channel)
 
     async def arequest(self, service: str, method: str, params: dict[str, Any], options: Any = None) -> dict[str, Any]:
         if method == "resources/read":
             return await self.aread_resource(service, params["uri"])
-        return await self.aget_prompt(service, params["name"], params.get("arguments"))
+        prompt = self.registry.get(service).get_prompt_spec(params["name"])
+        arguments = _as_json(params["name"], params.get("arguments"))
+        context, channel = _call_context(options, sync=False) if prompt.context_param else (None, None)
+        try:
+            return await prompt.arender(arguments, thread_sync=False, context=context)
+        except CapabilityMissing as exc:
+            raise missing(exc.capability) from None
+        finally:
+            _caller_failure(channel)

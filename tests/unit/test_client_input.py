@@ -256,3 +256,51 @@ def test_a_server_asking_for_what_the_call_cannot_answer_names_the_callback(care
     with MCPClient(transport=HTTPTransport(resolve=lambda s: url, retries=0)) as client:
         with pytest.raises(CapabilityMissing, match=r"sampling/createMessage .*pass on_sample="):
             client.call("careless/ask", {"only_sampling": True})
+
+
+# -- the conformance service's input tools: the same answers in-process and over HTTP -----------
+
+
+@pytest.fixture(scope="module")
+def conformance_url():
+    from services.conformance.service import service
+
+    with serve_in_thread(create_app(service)) as url:
+        yield url
+
+
+@pytest.fixture(params=["inprocess", "http"])
+def conformance_client(request, conformance_url):
+    from services.conformance.service import service
+
+    def answer(params):  # fills the fields the form asks for
+        fields = {"name": "Alice", "context": "tides", "confirm": True}
+        return {key: fields[key] for key in params["requestedSchema"].get("properties", {}) if key in fields}
+
+    callbacks = {"on_elicit": answer, "on_sample": lambda params: "Paris", "roots": ["file:///work/repo"]}
+    if request.param == "inprocess":
+        client = MCPClient(services=[service], **callbacks)
+    else:
+        client = MCPClient(transport=HTTPTransport(resolve=lambda s: conformance_url, retries=0), **callbacks)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("tool", "expected"),
+    [
+        ("elicitation", "Hello, Alice!"),
+        ("sampling", "The model said: Paris"),
+        ("list_roots", "roots: file:///work/repo"),
+        ("multiple_inputs", "Alice; Paris; 1 root(s)"),  # three asks at once (asyncio.gather)
+        ("multi_round", "step1: {'name': 'Alice'}, step2: {}"),
+        ("capabilities", "2 answer(s)"),
+    ],
+)
+def test_conformance_input_tools_answer_alike_in_process_and_over_http(conformance_client, tool, expected):
+    assert conformance_client.call(f"conformance/test_input_required_result_{tool}") == expected
+
+
+def test_a_prompt_that_asks_is_answered_in_both_modes(conformance_client):
+    prompt = conformance_client.get_prompt("conformance", "test_input_required_result_prompt")
+    assert prompt["messages"][0]["content"]["text"] == "Write about: tides"
