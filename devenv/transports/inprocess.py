@@ -10,7 +10,7 @@ from ..client_input import InputCallbackChannel, missing
 from ..context import Context
 from ..errors import CapabilityMissing, InvalidArguments
 from ..tools import Registry
-from .base import Transport, content_value
+from .base import Transport
 
 __all__ = ["InProcessTransport"]
 
@@ -61,8 +61,7 @@ class InProcessTransport(Transport):
         if context is None and found.context_param is not None:
             context, channel = _call_context(options, sync=True)
         try:
-            result = found.run(_as_json(tool, arguments), context=context)
-            return content_value(result) if found.returns_content else result  # as over HTTP
+            return found.run(_as_json(tool, arguments), context=context)
         except CapabilityMissing as exc:
             raise missing(exc.capability) from None  # as over HTTP: name the callback to pass
         finally:
@@ -77,8 +76,7 @@ class InProcessTransport(Transport):
         if context is None and found.context_param is not None:
             context, channel = _call_context(options, sync=False)
         try:
-            result = await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
-            return content_value(result) if found.returns_content else result
+            return await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
         except CapabilityMissing as exc:
             raise missing(exc.capability) from None
         finally:
