@@ -133,8 +133,11 @@ class MCPClient:
     ) -> Any:
         """Call ``"service/tool"`` with JSON ``arguments`` and return its JSON result."""
         service, tool = split_uri(uri)
-        inputs = {"on_elicit": on_elicit, "on_sample": on_sample, "roots": roots, "on_list_roots": on_list_roots}
-        options = self._call_options(on_progress, inputs, traceparent)
+        if on_progress is on_elicit is on_sample is roots is on_list_roots is traceparent is None:
+            options = self._plain  # the common case costs one comparison chain
+        else:
+            inputs = {"on_elicit": on_elicit, "on_sample": on_sample, "roots": roots, "on_list_roots": on_list_roots}
+            options = self._call_options(on_progress, inputs, traceparent)
         return self.transport.call_tool(service, tool, arguments or {}, options)
 
     async def acall(
@@ -150,8 +153,11 @@ class MCPClient:
         traceparent: str | None = None,
     ) -> Any:
         service, tool = split_uri(uri)
-        inputs = {"on_elicit": on_elicit, "on_sample": on_sample, "roots": roots, "on_list_roots": on_list_roots}
-        options = self._call_options(on_progress, inputs, traceparent)
+        if on_progress is on_elicit is on_sample is roots is on_list_roots is traceparent is None:
+            options = self._plain  # the common case costs one comparison chain
+        else:
+            inputs = {"on_elicit": on_elicit, "on_sample": on_sample, "roots": roots, "on_list_roots": on_list_roots}
+            options = self._call_options(on_progress, inputs, traceparent)
         return await self.transport.acall_tool(service, tool, arguments or {}, options)
 
     def list_tools(self, service: str) -> list[dict[str, Any]]:
