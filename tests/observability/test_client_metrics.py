@@ -42,6 +42,7 @@ def _scrape_in_process() -> dict:
 
 
 def test_with_tracing_on_each_call_is_measured_with_its_outcome(traced, closed_port_url, monkeypatch):
+    monkeypatch.delenv("DEVENV_SERVICE", raising=False)  # `devenv serve` run in-process by other tests sets it
     before = _scrape_in_process()
     client = MCPClient(services=[make_service()], mode="inprocess")
     assert "measured(" in repr(client.transport)

@@ -71,6 +71,7 @@ def test_a_tool_error_marks_both_spans(spans):
 
 
 def test_over_http_the_server_span_is_a_child_of_the_client_span_through_meta(spans, monkeypatch):
+    monkeypatch.delenv("DEVENV_SERVICE", raising=False)  # `devenv serve` run in-process by other tests sets it
     with serve_in_thread(create_app(make_service())) as url:
         monkeypatch.setenv("DEVENV_URL_DEMO", url)
         with MCPClient(mode="http") as client:
