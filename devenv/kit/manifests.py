@@ -24,6 +24,10 @@ SECRETS_DIR = "/etc/devenv/secrets"
 SECRET_NAME = "devenv-secrets"
 #: Secrets devenv itself reads in every service (the cache's Redis password).
 DEVENV_SECRETS = ("REDIS_PASSWORD",)
+#: Secrets devenv reads in every service when the Secret holds them: the bearer token from .env
+#: (scripts/setup-from-env.sh puts it in the Secret). Found through DEVENV_SECRETS_DIR, since an
+#: absent optional key leaves no file and DEVENV_AUTH_TOKEN_FILE must name one that exists.
+DEVENV_OPTIONAL_SECRETS = ("DEVENV_AUTH_TOKEN",)
 NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 SERVICE_PORT = 8080
@@ -74,9 +78,9 @@ def _service_docs(service: Service, callers: list[str]) -> list[dict[str, Any]]:
     secret_sources: list[dict[str, Any]] = [
         {"secret": {"name": SECRET_NAME, "items": [{"key": k, "path": k} for k in DEVENV_SECRETS]}}
     ]
-    if service.secrets:  # optional: a secret the Secret does not hold is simply absent (read_secret gives None)
-        items = [{"key": k, "path": k} for k in service.secrets]
-        secret_sources.append({"secret": {"name": SECRET_NAME, "optional": True, "items": items}})
+    # Optional: a key the Secret does not hold is simply absent (read_secret gives None; no token, no auth).
+    items = [{"key": k, "path": k} for k in (*DEVENV_OPTIONAL_SECRETS, *service.secrets)]
+    secret_sources.append({"secret": {"name": SECRET_NAME, "optional": True, "items": items}})
     docs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -104,8 +108,11 @@ def _service_docs(service: Service, callers: list[str]) -> list[dict[str, Any]]:
                                 "image": image_of(name),
                                 # KEY_FILE for each secret it reads (devenv's own first): paths, never values.
                                 "env": [
-                                    {"name": f"{k}_FILE", "value": f"{SECRETS_DIR}/{k}"}
-                                    for k in (*DEVENV_SECRETS, *service.secrets)
+                                    *(
+                                        {"name": f"{k}_FILE", "value": f"{SECRETS_DIR}/{k}"}
+                                        for k in (*DEVENV_SECRETS, *service.secrets)
+                                    ),
+                                    {"name": "DEVENV_SECRETS_DIR", "value": SECRETS_DIR},  # the token, if any
                                 ],
                                 "resources": {
                                     "requests": dict(REQUESTS),
