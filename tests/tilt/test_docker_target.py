@@ -146,10 +146,10 @@ def test_tilt_ci_docker_is_healthy_calls_go_through_and_live_update_reloads(tilt
             probe.write_text("SEEN = 'live'\n")
             deadline = time.monotonic() + 180
             while True:
+                inside = "/app/services/jd_classifier/tilt_probe.py"
                 found = subprocess.run(
-                    ["docker", "exec", "devenv-tilt-jd-classifier-1", "cat", "/app/services/jd_classifier/tilt_probe.py"],
-                    capture_output=True, text=True,
-                )  # fmt: skip
+                    ["docker", "exec", "devenv-tilt-jd-classifier-1", "cat", inside], capture_output=True, text=True
+                )
                 if found.returncode == 0 and "live" in found.stdout:
                     break
                 assert up.poll() is None and time.monotonic() < deadline, f"not synced:\n{_tail(log)}"
