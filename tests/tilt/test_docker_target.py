@@ -24,6 +24,13 @@ from .binary import ROOT
 from .test_tiltfile import SERVICES
 
 HEALTHY = "SUCCESS. All workloads are healthy."
+LIVE_TOOL = '''
+
+@service.tool(read_only=True)
+def tilt_live() -> str:
+    """Answers once Tilt's live update has synced this file and the reloader restarted the server."""
+    return "synced by tilt"
+'''
 BIN = str(Path(sys.executable).parent)  # docker-compose from the dev extra lives beside python
 
 
@@ -55,7 +62,7 @@ def test_each_service_is_a_compose_service_built_from_the_dev_stage_with_live_up
         compose = manifest["DeployTarget"]
         assert compose["Spec"]["service"] == name
         assert compose["Spec"]["project"]["name"] == "devenv-tilt"
-        assert f"published: \"{service['port']}\"" in compose["ServiceYAML"]
+        assert f'published: "{service["port"]}"' in compose["ServiceYAML"]
         assert f"- {name}-service" in compose["ServiceYAML"], "its Kubernetes Service name on the network"
         assert [link["URL"]["Host"] + link["URL"]["Path"] for link in compose["Links"]] == [
             f"localhost:{service['port']}/docs",
@@ -129,41 +136,36 @@ def test_tilt_ci_docker_is_healthy_calls_go_through_and_live_update_reloads(tilt
 
         # Live update, for real: `tilt up` syncs an edited file into the running container and
         # uvicorn's reloader restarts the process; the answer shows the edit, with no rebuild.
+        started = len(log.read_bytes())
         up = _tilt(tilt, project, log, "up", "--port", "0", "jd-classifier", *selection)
         try:
             deadline = time.monotonic() + 300
-            while "jd-classifier │ " not in log.read_text(errors="replace").split(HEALTHY)[-1]:
+            while True:  # tilt up's own first build and deploy of jd-classifier, then its /ready
+                if "DONE IN" in log.read_bytes()[started:].decode(errors="replace"):
+                    try:
+                        if httpx.get(f"http://127.0.0.1:{port['jd-classifier']}/ready", timeout=2).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
                 assert up.poll() is None and time.monotonic() < deadline, _tail(log)
                 time.sleep(0.5)
+            edited = len(log.read_bytes())
+            # A new tool, appended: it answers only once the file is in the container and reloaded.
             source = project / "services" / "jd_classifier" / "service.py"
-            text = source.read_text()
-            marker = "def find_category("
-            assert marker in text
-            source.write_text(text.replace(marker, "LIVE_UPDATED = True\n\n\n" + marker, 1))
-            edited = source.read_text()
-            assert "LIVE_UPDATED" in edited
-            probe = project / "services" / "jd_classifier" / "tilt_probe.py"
-            probe.write_text("SEEN = 'live'\n")
+            source.write_text(source.read_text() + LIVE_TOOL)
             deadline = time.monotonic() + 180
             while True:
-                inside = "/app/services/jd_classifier/tilt_probe.py"
-                found = subprocess.run(
-                    ["docker", "exec", "devenv-tilt-jd-classifier-1", "cat", inside], capture_output=True, text=True
-                )
-                if found.returncode == 0 and "live" in found.stdout:
-                    break
-                assert up.poll() is None and time.monotonic() < deadline, f"not synced:\n{_tail(log)}"
-                time.sleep(0.5)
-            deadline = time.monotonic() + 120
-            while True:  # the reloader restarted the server: it answers again
                 try:
-                    if _find_category(port["jd-classifier"])["label"] == "11 Tax":
+                    answer = httpx.post(f"http://127.0.0.1:{port['jd-classifier']}/tools/tilt_live", json={}, timeout=5)
+                    if answer.status_code == 200 and "synced by tilt" in answer.text:
                         break
-                except (httpx.HTTPError, AssertionError):
+                except httpx.HTTPError:
                     pass
-                assert time.monotonic() < deadline, _tail(log)
-                time.sleep(0.5)
-            assert "Building Custom Build" not in log.read_text(errors="replace").split("tilt_probe")[-1]
+                assert up.poll() is None and time.monotonic() < deadline, f"the edit never answered:\n{_tail(log)}"
+                time.sleep(0.25)
+            assert _find_category(port["jd-classifier"])["label"] == "11 Tax", "the old tools still answer"
+            after = log.read_bytes()[edited:].decode(errors="replace")
+            assert "Building Custom Build" not in after, f"a live update, not a rebuild:\n{after}"
         finally:
             os.killpg(up.pid, 15)
             up.wait(timeout=60)
