@@ -174,3 +174,12 @@ def test_tilt_ci_docker_is_healthy_calls_go_through_and_live_update_reloads(tilt
         down.wait(timeout=300)
     names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
     assert "devenv-tilt-" not in names, "tilt down removed every container"
+
+
+def test_the_docker_target_selects_services_and_runs_on_any_context(evaluate, tmp_path):
+    folders = {"VAULT_ROOT": str(tmp_path / "vault"), "UNSORTED_ROOT": str(tmp_path / "in")}
+    env = {**_compose_env(), **folders}
+    some = evaluate("inbox-agent", "jd-classifier", "--", "--target=docker", context="prod-eu", env=env)
+    assert some.names() == {"inbox-agent", "jd-classifier", "redis", "unit-tests"}
+    assert set(some.manifest("inbox-agent")["ResourceDependencies"]) == {"redis", "jd-classifier"}
+    assert "DEVENV_SERVICES: inbox-agent,jd-classifier" in some.manifest("inbox-agent")["DeployTarget"]["ServiceYAML"]
