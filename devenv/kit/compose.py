@@ -2,7 +2,7 @@
 dev image of one service, both made at Tilt's request (the Tiltfile runs this module)::
 
     python -m devenv.kit.compose file [--services a,b]   # the Compose YAML, on stdout (docker_compose())
-    python -m devenv.kit.compose build NAME               # the dev image of NAME, tagged $EXPECTED_REF
+    python -m devenv.kit.compose build NAME --ref REF     # the dev image of NAME, tagged REF ($EXPECTED_REF)
 
 The file is never written to disk, so there is nothing generated to keep in step: Tilt renders it
 on every load. Each service runs its image's ``dev`` stage (source in /app, ``devenv serve
@@ -111,9 +111,9 @@ def _file(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from ..stack.docker import DockerStack
 
-    ref = os.environ.get("EXPECTED_REF")
+    ref = args.ref.strip()
     if not ref:
-        raise SystemExit("compose build: EXPECTED_REF is not set (Tilt's custom_build sets it)")
+        raise SystemExit("compose build: --ref is empty (the Tiltfile passes Tilt's $EXPECTED_REF)")
     stack = DockerStack(
         Path(args.project) / ".devenv" / "tilt",
         reload=True,  # the Dockerfile's dev stage
@@ -132,8 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     file = commands.add_parser("file", help="print the Compose YAML")
     file.add_argument("--services", default="", help="comma-separated (default: all)")
-    build = commands.add_parser("build", help="build NAME's dev image and tag it $EXPECTED_REF")
+    build = commands.add_parser("build", help="build NAME's dev image and tag it REF")
     build.add_argument("name")
+    build.add_argument("--ref", required=True, help="the image reference to tag (Tilt's $EXPECTED_REF)")
     args = parser.parse_args(argv)
     return _file(args) if args.command == "file" else _build(args)
 

@@ -45,14 +45,14 @@ def test_an_unknown_service_is_refused_naming_the_choices(tmp_path):
     assert proc.stdout == ""
 
 
-def test_build_without_tilts_expected_ref_says_so():
-    env = {k: v for k, v in os.environ.items() if k != "EXPECTED_REF"}
+def test_build_with_an_empty_ref_says_so():
+    """What a custom_build without $EXPECTED_REF would pass."""
     proc = subprocess.run(
-        [sys.executable, "-m", "devenv.kit.compose", "build", "jd-classifier"],
-        capture_output=True, text=True, cwd=ROOT, env=env,
+        [sys.executable, "-m", "devenv.kit.compose", "build", "jd-classifier", "--ref", ""],
+        capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 1
-    assert "EXPECTED_REF is not set (Tilt's custom_build sets it)" in proc.stderr
+    assert "--ref is empty (the Tiltfile passes Tilt's $EXPECTED_REF)" in proc.stderr
 
 
 def test_the_file_renders_through_the_cli(tmp_path):

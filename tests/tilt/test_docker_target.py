@@ -53,7 +53,7 @@ def test_each_service_is_a_compose_service_built_from_the_dev_stage_with_live_up
         assert set(manifest["ResourceDependencies"]) == {"redis", *service["calls"]}
         (image,) = manifest["ImageTargets"]
         assert image["selector"] == f"devenv/{name}"
-        assert image["BuildDetails"]["args"][-1].endswith(f"-m devenv.kit.compose build {name}")
+        assert image["BuildDetails"]["args"][-1].endswith(f'-m devenv.kit.compose build {name} --ref "$EXPECTED_REF"')
         spec = image["LiveUpdateSpec"]
         assert [(s["localPath"], s["containerPath"]) for s in spec["syncs"]] == [
             ("devenv", "/app/devenv/"),
