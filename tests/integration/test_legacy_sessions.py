@@ -142,7 +142,7 @@ async def test_sdk_client_lists_its_roots_for_a_tool(url):
     assert result.content[0].text == "roots: file:///work/a, file:///b"
 
 
-@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed:UserWarning")
 async def test_sdk_client_hears_of_a_subscribed_resource_changing(url):
     updates: asyncio.Queue[str] = asyncio.Queue()
 
