@@ -106,7 +106,7 @@ async def test_updates_reach_subscribers_only_and_wait_for_the_stream():
     assert watching.open_stream() is not None
 
 
-def test_resource_updated_reaches_each_app_and_refuses_an_unknown_uri():
+async def test_resource_updated_reaches_each_app_and_refuses_an_unknown_uri():
     from devenv import Service, create_app
     from devenv.errors import ResourceNotFound
 
