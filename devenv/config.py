@@ -98,6 +98,13 @@ def read_secret(key: str, environ: Mapping[str, str] | None = None) -> str | Non
     return value
 
 
+def _state_key(environ: Mapping[str, str]) -> bytes | None:
+    key = read_secret("DEVENV_STATE_SECRET", environ)
+    if key is not None and len(key) < 16:
+        raise ConfigError("DEVENV_STATE_SECRET is too short: at least 16 random characters (openssl rand -hex 32)")
+    return None if key is None else key.encode()
+
+
 def _auth_token(environ: Mapping[str, str]) -> str | None:
     """``DEVENV_AUTH_TOKEN``, else the first line of ``DEVENV_AUTH_TOKEN_FILE`` (a mounted Secret)."""
     token = environ.get("DEVENV_AUTH_TOKEN", "").strip()
@@ -164,6 +171,9 @@ class Settings:
     session_idle_timeout: float = 1800.0
     #: Server: seconds a tool waits for a legacy client to answer elicitation, sampling or roots.
     input_timeout: float = 300.0
+    #: Server: the secret that seals 2026-07-28 ``requestState`` (``DEVENV_STATE_SECRET`` or ``_FILE``);
+    #: every replica of a service needs the same one. None: a key made up per process.
+    state_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -191,6 +201,7 @@ class Settings:
             max_sessions=_number(environ, "DEVENV_MAX_SESSIONS", 1000, int),
             session_idle_timeout=_number(environ, "DEVENV_SESSION_IDLE_TIMEOUT", 1800.0),
             input_timeout=_number(environ, "DEVENV_INPUT_TIMEOUT", 300.0),
+            state_key=_state_key(environ),
         )
 
 

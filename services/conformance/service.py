@@ -132,7 +132,7 @@ async def test_logging_tool(ctx: Context) -> Text:
     return Text("Logged (if a log level was requested)")
 
 
-# -- tools: asking the client (2025-*: a request on the call's stream, answered by a POST) ----
+# -- tools: asking the client (2025-*: a request on the call's stream; 2026-07-28: a new round) --
 
 CONTACT_FORM = {
     "type": "object",
@@ -195,12 +195,7 @@ async def test_sampling(prompt: str, ctx: Context) -> Text:
     Args:
         prompt: The prompt to send to the LLM
     """
-    message = {"role": "user", "content": {"type": "text", "text": prompt}}
-    reply = await ctx.request_input("sampling/createMessage", {"messages": [message], "maxTokens": 100})
-    content = reply.get("content")
-    blocks = content if isinstance(content, list) else [content]
-    text = " ".join(b.get("text", "") for b in blocks if isinstance(b, dict))
-    return Text(f"LLM response: {text}")
+    return Text(f"LLM response: {_answer_text(await ctx.sample(prompt, max_tokens=100))}")
 
 
 @service.tool(read_only=True)
@@ -210,29 +205,20 @@ async def test_elicitation(message: str, ctx: Context) -> Text:
     Args:
         message: The message to show the user
     """
-    answer = await ctx.request_input("elicitation/create", {"message": message, "requestedSchema": CONTACT_FORM})
-    return Text(f"User response: {_elicited(answer)}")
+    return Text(f"User response: {_elicited(await ctx.elicit(message, CONTACT_FORM))}")
 
 
 @service.tool(read_only=True)
 async def test_elicitation_sep1034_defaults(ctx: Context) -> Text:
     """Ask for a form whose every field has a default (SEP-1034)."""
-    params = {"message": "Please review your details", "requestedSchema": DEFAULTS_FORM}
-    return Text(f"Elicitation completed: {_elicited(await ctx.request_input('elicitation/create', params))}")
+    answer = await ctx.elicit("Please review your details", DEFAULTS_FORM)
+    return Text(f"Elicitation completed: {_elicited(answer)}")
 
 
 @service.tool(read_only=True)
 async def test_elicitation_sep1330_enums(ctx: Context) -> Text:
     """Ask for a form with each kind of choice: titled or not, single or multiple (SEP-1330)."""
-    params = {"message": "Please choose", "requestedSchema": ENUMS_FORM}
-    return Text(f"Elicitation completed: {_elicited(await ctx.request_input('elicitation/create', params))}")
-
-
-@service.tool(read_only=True)
-async def test_list_roots(ctx: Context) -> Text:
-    """List the client's roots."""
-    roots = (await ctx.request_input("roots/list", {}))["roots"]
-    return Text("roots: " + ", ".join(r["uri"] for r in roots))
+    return Text(f"Elicitation completed: {_elicited(await ctx.elicit('Please choose', ENUMS_FORM))}")
 
 
 # -- tools: the 2026-07-28 wire ---------------------------------------------------------------
@@ -290,6 +276,98 @@ def json_schema_2020_12_tool(
     """Take a contact form whose schema uses $defs, $anchor, allOf/anyOf and if/then/else."""
     how = f"phone {phone}" if contactMethod == "phone" else f"email {email}"
     return Text(f"contact {name or 'someone'} by {how}")
+
+
+# -- tools: input from the client (2026-07-28: multi-round-trip; each round re-runs the tool) --
+
+NAME_FORM = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+CONFIRM_FORM = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+
+
+def _answer_text(result: dict[str, Any]) -> str:
+    """The text of a sampling result's content (one block or a list)."""
+    content = result["content"]
+    blocks = content if isinstance(content, list) else [content]
+    return " ".join(b.get("text", "") for b in blocks if isinstance(b, dict))
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_elicitation(ctx: Context) -> Text:
+    """Ask the user's name (elicitation, key ``user_name``), then greet them."""
+    answer = await ctx.elicit("What is your name?", NAME_FORM, key="user_name")
+    if answer["action"] != "accept":
+        return Text(f"no name given ({answer['action']})")
+    return Text(f"Hello, {answer.get('content', {}).get('name', 'stranger')}!")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_sampling(ctx: Context) -> Text:
+    """Ask the client's model a question (sampling, key ``capital_question``); answer its reply."""
+    reply = await ctx.sample("What is the capital of France?", max_tokens=100, key="capital_question")
+    return Text(f"The model said: {_answer_text(reply)}")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_list_roots(ctx: Context) -> Text:
+    """Ask for the client's roots (key ``client_roots``); list them."""
+    roots = await ctx.list_roots(key="client_roots")
+    return Text("roots: " + ", ".join(r["uri"] for r in roots))
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_request_state(ctx: Context) -> Text:
+    """Ask for a confirmation; the retry's sealed requestState is checked before it is used."""
+    answer = await ctx.elicit("Proceed?", CONFIRM_FORM, key="confirm")
+    return Text(f"state-ok: confirmation {answer['action']}")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_multiple_inputs(ctx: Context) -> Text:
+    """Ask for a name, a model's greeting and the roots in one round (asyncio.gather)."""
+    name, greeting, roots = await asyncio.gather(
+        ctx.elicit("What is your name?", NAME_FORM, key="user_name"),
+        ctx.sample("Say hello.", max_tokens=50, key="greeting"),
+        ctx.list_roots(key="client_roots"),
+    )
+    who = name.get("content", {}).get("name", "stranger")
+    return Text(f"{who}; {_answer_text(greeting)}; {len(roots)} root(s)")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_multi_round(ctx: Context) -> Text:
+    """Two questions, each in its own round (keys ``step1`` then ``step2``)."""
+    first = await ctx.elicit("Step 1: your name?", NAME_FORM, key="step1")
+    second = await ctx.elicit("Step 2: your favourite colour?", key="step2")
+    return Text(f"step1: {first.get('content')}, step2: {second.get('content')}")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_tampered_state(ctx: Context) -> Text:
+    """Ask for a confirmation; a retry whose requestState was altered is refused with -32602."""
+    answer = await ctx.elicit("Proceed?", CONFIRM_FORM, key="confirm")
+    return Text(f"confirmed: {answer['action']}")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_capabilities(ctx: Context) -> Text:
+    """Ask only for what the client declared: sampling and/or elicitation."""
+    asks = []
+    if ctx.supports("sampling"):
+        asks.append(ctx.sample("Pick a number.", max_tokens=10, key="sampled"))
+    if ctx.supports("elicitation"):
+        asks.append(ctx.elicit("Pick a number.", key="elicited"))
+    if not asks:
+        return Text("the client declared neither sampling nor elicitation")
+    answers = await asyncio.gather(*asks)
+    return Text(f"{len(answers)} answer(s)")
+
+
+@service.tool(read_only=True)
+async def test_streaming_elicitation(ctx: Context) -> Text:
+    """Ask for a confirmation: at 2026-07-28 the answer is an InputRequiredResult, never a request
+    of the server's own on the response stream."""
+    answer = await ctx.elicit("Confirm to continue", CONFIRM_FORM, key="confirm")
+    return Text(f"confirmation: {answer['action']}")
 
 
 # -- resources ------------------------------------------------------------------------------
@@ -376,3 +454,11 @@ def test_prompt_with_embedded_resource(resourceUri: str) -> list[EmbeddedResourc
 def test_prompt_with_image() -> list[Message]:
     """A prompt with an image."""
     return [Message("user", Image(RED_PIXEL, "image/png")), Message("user", "Please analyze the image above.")]
+
+
+@service.prompt()
+async def test_input_required_result_prompt(ctx: Context) -> str:
+    """A prompt that first asks the user for context (elicitation, key ``user_context``)."""
+    form = {"type": "object", "properties": {"context": {"type": "string"}}, "required": ["context"]}
+    answer = await ctx.elicit("What should the prompt be about?", form, key="user_context")
+    return f"Write about: {answer.get('content', {}).get('context', 'anything')}"

@@ -97,7 +97,8 @@ def sse_messages(lines: Iterator[str]) -> Iterator[dict]:
 # -- the official SDK client as the peer ------------------------------------------------------
 
 
-async def test_sdk_client_answers_a_tools_sampling_request(url):
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # auto: 2026-07-28, multi-round-trip
+async def test_sdk_client_answers_a_tools_sampling_request(url, mode):
     asked: list[types.CreateMessageRequestParams] = []
 
     async def sample(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
@@ -106,22 +107,23 @@ async def test_sdk_client_answers_a_tools_sampling_request(url):
             role="assistant", content=types.TextContent(type="text", text="Paris"), model="m", stop_reason="endTurn"
         )
 
-    async with Client(url, mode="legacy", sampling_callback=sample) as client:
-        assert client.protocol_version == LEGACY
+    async with Client(url, mode=mode, sampling_callback=sample) as client:
+        assert client.protocol_version == {"legacy": LEGACY, "auto": "2026-07-28"}[mode]
         result = await client.call_tool("test_sampling", {"prompt": "capital of France?"})
     assert result.is_error is False, result.content
     assert result.content[0].text == "LLM response: Paris"
     assert [m.content.text for m in asked[0].messages] == ["capital of France?"] and asked[0].max_tokens == 100
 
 
-async def test_sdk_client_answers_an_elicitation_with_the_fixtures_form(url):
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # auto: 2026-07-28, multi-round-trip
+async def test_sdk_client_answers_an_elicitation_with_the_fixtures_form(url, mode):
     forms: list[dict] = []
 
     async def elicit(context, params) -> types.ElicitResult:
         forms.append(params.requested_schema)
         return types.ElicitResult(action="accept", content={"username": "ada", "email": "ada@example.com"})
 
-    async with Client(url, mode="legacy", elicitation_callback=elicit) as client:
+    async with Client(url, mode=mode, elicitation_callback=elicit) as client:
         result = await client.call_tool("test_elicitation", {"message": "who are you?"})
         declined = await client.call_tool("test_elicitation_sep1034_defaults", {})
     assert (
@@ -133,12 +135,13 @@ async def test_sdk_client_answers_an_elicitation_with_the_fixtures_form(url):
     assert declined.content[0].text.startswith("Elicitation completed: action=accept")
 
 
-async def test_sdk_client_lists_its_roots_for_a_tool(url):
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # auto: 2026-07-28, multi-round-trip
+async def test_sdk_client_lists_its_roots_for_a_tool(url, mode):
     async def roots(context) -> types.ListRootsResult:
         return types.ListRootsResult(roots=[types.Root(uri="file:///work/a", name="a"), types.Root(uri="file:///b")])
 
-    async with Client(url, mode="legacy", list_roots_callback=roots) as client:
-        result = await client.call_tool("test_list_roots", {})
+    async with Client(url, mode=mode, list_roots_callback=roots) as client:
+        result = await client.call_tool("test_input_required_result_list_roots", {})
     assert result.content[0].text == "roots: file:///work/a, file:///b"
 
 
@@ -220,7 +223,7 @@ def test_a_response_for_an_id_nobody_waits_for_is_400_naming_it(url):
     assert "'devenv-999'" in answer.json()["error"]["message"] and "waiting" in answer.json()["error"]["message"]
 
 
-def test_a_client_that_did_not_declare_sampling_gets_a_tool_error_naming_it(url):
+def test_a_client_that_did_not_declare_sampling_gets_capability_missing(url):
     with httpx.Client() as http:
         session = initialize(http, url, capabilities={"elicitation": {}})
         answer = http.post(
@@ -228,9 +231,10 @@ def test_a_client_that_did_not_declare_sampling_gets_a_tool_error_naming_it(url)
             json=rpc("tools/call", {"name": "test_sampling", "arguments": {"prompt": "hi"}}),
             headers=in_session(session),
         )
-    result = answer.json()["result"]
-    assert result["isError"] is True
-    assert "sampling" in result["content"][0]["text"] and "declare" in result["content"][0]["text"]
+    assert answer.status_code == 200  # a 2025 client reads JSON-RPC errors from a 200
+    error = answer.json()["error"]
+    assert error["code"] == -32021 and error["data"] == {"requiredCapabilities": {"sampling": {}}}
+    assert "sampling" in error["message"] and "declare" in error["message"]
 
 
 def test_subscribe_needs_a_session_and_a_resource_the_service_has(url):
