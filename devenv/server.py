@@ -1030,6 +1030,8 @@ def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
             return _error_body(exc, 422)
         except ToolError as exc:
             return _error_body(exc, _rest_status(exc))
+        except CapabilityMissing as exc:  # plain JSON has no way back to the caller to ask it anything
+            return _error_body(exc, 400)
         except _Overloaded:
             body = {"error": {"type": "Overloaded", "message": _overloaded_message(runtime)}}
             return _json(body, 503, {"retry-after": _RETRY_AFTER})
@@ -1049,7 +1051,7 @@ def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
         tags=["tools"],
         responses={
             200: {"description": "The tool's result", "content": {_JSON: {"schema": _rest_result_schema(tool)}}},
-            400: _error_doc("The tool rejected its input"),
+            400: _error_doc("The tool rejected its input, or needs to ask its caller (use MCP for that)"),
             401: _error_doc("A bearer token is required (DEVENV_AUTH_TOKEN is set)", {"WWW-Authenticate": "Bearer"}),
             403: _error_doc("Origin not allowed"),
             404: _error_doc("No such tool"),

@@ -331,3 +331,10 @@ def test_the_session_limit_is_503_until_a_session_ends():
         assert "mcp-session-id" not in refused.headers
         http.delete(url, headers=in_session(first))
         initialize(http, url)
+
+
+def test_rest_callers_of_a_tool_that_asks_get_400_capability_missing(url):
+    answer = httpx.post(url.removesuffix("/mcp") + "/tools/test_sampling", json={"prompt": "hi"})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["type"] == "CapabilityMissing" and "sampling" in error["message"]
