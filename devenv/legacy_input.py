@@ -13,14 +13,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from .context import CAPABILITY_OF
+from .errors import CapabilityMissing
 from .sessions import LegacySession
 
 __all__ = ["InputRefused", "InputTimedOut", "LegacyInputChannel", "deliver"]
 
 Send = Callable[[dict[str, Any]], None]
-
-# What each input method needs the client to have declared at initialize.
-_CAPABILITY_OF = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
 
 
 class InputTimedOut(TimeoutError):
@@ -45,9 +44,9 @@ class LegacyInputChannel:
     async def request(self, method: str, params: dict[str, Any], key: str | None = None) -> dict[str, Any]:
         """Send ``method`` to the client and return its result. ``key`` means nothing on this wire:
         each request is answered before the tool goes on."""
-        capability = _CAPABILITY_OF.get(method)
-        if capability is not None and not self.supports(capability):
-            raise _capability_missing(method, capability)
+        capability = CAPABILITY_OF.get(method)
+        if capability is not None and not self.supports(capability):  # Context checks too; this is the wire's guard
+            raise CapabilityMissing(method, capability, "the client did not declare it at initialize")
         request_id = self.session.next_request_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.session.pending[request_id] = future
@@ -70,14 +69,6 @@ class LegacyInputChannel:
         if not isinstance(result, dict):
             raise InputRefused(f"the client's answer to {method} is not an object: {result!r}")
         return result
-
-
-def _capability_missing(method: str, capability: str) -> Exception:
-    try:
-        from .errors import CapabilityMissing  # type: ignore[attr-defined]
-    except ImportError:  # before the shared error lands: the same words, as a plain error
-        return RuntimeError(f"{method} needs the client capability {capability!r}: the client did not declare it")
-    return CapabilityMissing(method, capability, "the client did not declare it at initialize")
 
 
 def deliver(session: LegacySession, message: dict[str, Any]) -> str | None:

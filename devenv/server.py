@@ -1,7 +1,9 @@
 """``create_app(service)``: the ASGI app that serves one service's tools.
 
-- ``POST /mcp``: MCP Streamable HTTP, stateless, answering ``application/json``.
-  Hand-written on purpose: a thin wire is what makes a tool call cheap.
+- ``POST /mcp``: MCP Streamable HTTP, answering ``application/json`` (SSE when a call streams).
+  Hand-written on purpose: a thin wire is what makes a tool call cheap. Stateless, except
+  for 2025 clients of a service that needs a session (devenv/sessions.py): then GET is the
+  session's notification stream and DELETE its end.
 - ``POST /tools/{name}``: plain JSON in and out, one OpenAPI operation per tool.
 - ``GET /health``, ``GET /ready``, ``GET /metrics``.
 
