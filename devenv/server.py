@@ -753,28 +753,42 @@ async def _tools_call_with_context(
         queue.put_nowait(answer)  # after every notification the tool sent: they keep their order
         queue.put_nowait(done)
 
-    first: Any = None
-    task: asyncio.Task[None] | None = None
     if session is not None:
-        # Whether this call streams is known once it sends something: a tool that finishes without a
-        # notification or a request to its client is answered plain JSON, as without a session.
-        task = asyncio.create_task(run())
-        first = await queue.get()
-        if "method" not in first:
-            if first.get("error", {}).get("code") == _OVERLOADED:
-                return _json(first, 503, {"retry-after": _RETRY_AFTER})
-            return _json(first)
+        return await _stream_once_it_speaks(queue, done, run)
 
     async def events() -> AsyncIterator[bytes]:
-        running = task or asyncio.create_task(run())
+        task = asyncio.create_task(run())
         try:
-            if first is not None:
-                yield _sse(first)
             while (item := await queue.get()) is not done:
                 yield _sse(item)
         finally:
-            if not running.done():
-                running.cancel()  # the client closed the stream: that is MCP's cancellation
+            if not task.done():
+                task.cancel()  # the client closed the stream: that is MCP's cancellation
+
+    return _EventStream(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+async def _stream_once_it_speaks(
+    queue: asyncio.Queue[Any], done: object, run: Callable[[], Awaitable[None]]
+) -> Response:
+    """Start ``run`` (which queues messages, its answer, then ``done``) and answer plain JSON if the
+    answer comes first; otherwise an SSE stream of everything. In a legacy session whether a call
+    streams is known only once it sends something (a notification, a request to its client)."""
+    task = asyncio.create_task(run())
+    first = await queue.get()
+    if "method" not in first:
+        if first.get("error", {}).get("code") == _OVERLOADED:
+            return _json(first, 503, {"retry-after": _RETRY_AFTER})
+        return _json(first)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield _sse(first)
+            while (item := await queue.get()) is not done:
+                yield _sse(item)
+        finally:
+            if not task.done():
+                task.cancel()  # the client closed the stream: that is MCP's cancellation
 
     return _EventStream(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
@@ -925,6 +939,9 @@ async def _prompts_list(runtime: _Runtime, request_id: Any, params: dict[str, An
 async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     if not runtime.service.prompts:
         return _not_offered(request_id, runtime, params, "prompts/get", "prompts")
+    session = _current_session.get()
+    if session is not None:
+        return await _legacy_prompt_in_session(runtime, request_id, params, session)
     channel = None
     try:
         channel = _input_round(runtime, "prompts/get", params)
@@ -936,6 +953,29 @@ async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any
     except Exception as exc:
         return _surface_error(request_id, exc)
     return result
+
+
+async def _legacy_prompt_in_session(
+    runtime: _Runtime, request_id: Any, params: dict[str, Any], session: LegacySession
+) -> Response:
+    """prompts/get for a legacy session: a prompt that asks its client gets the legacy channel."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    done = object()
+    channel = LegacyInputChannel(session, queue.put_nowait, runtime.settings.input_timeout)  # async prompts ask
+
+    async def run() -> None:
+        context = Context(input_channel=channel)
+        try:
+            result = await runtime.service.aget_prompt(params.get("name"), params.get("arguments"), context=context)  # type: ignore[arg-type]
+            answer = protocol.result_response(request_id, result)
+        except CapabilityMissing as exc:
+            answer = _round_answer(request_id, exc, None)
+        except Exception as exc:
+            answer = protocol.loads(_surface_error(request_id, exc).body)
+        queue.put_nowait(answer)
+        queue.put_nowait(done)
+
+    return await _stream_once_it_speaks(queue, done, run)
 
 
 async def _completion_complete(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:

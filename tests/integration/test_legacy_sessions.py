@@ -145,6 +145,18 @@ async def test_sdk_client_lists_its_roots_for_a_tool(url, mode):
     assert result.content[0].text == "roots: file:///work/a, file:///b"
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_sdk_client_answers_a_prompt_that_asks(url, mode):
+    async def elicit(context, params) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"context": "tides"})
+
+    async with Client(url, mode=mode, elicitation_callback=elicit) as client:
+        prompt = await client.get_prompt("test_input_required_result_prompt", {})
+        plain = await client.get_prompt("test_simple_prompt", {})
+    assert prompt.messages[0].content.text == "Write about: tides"
+    assert plain.messages[0].content.text == "This is a simple prompt for testing."
+
+
 @pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed:UserWarning")
 async def test_sdk_client_hears_of_a_subscribed_resource_changing(url):
     updates: asyncio.Queue[str] = asyncio.Queue()
