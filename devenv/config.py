@@ -186,6 +186,12 @@ class Settings:
     rate_burst: int | None = None
     #: Server: seconds between SIGTERM (``/ready`` turns 503) and closing the listener.
     shutdown_delay: float = 0.0
+    #: Server: legacy (2025-*) sessions kept at once; an initialize past it is answered 503.
+    max_sessions: int = 1000
+    #: Server: seconds a legacy session may sit unused before it is forgotten (then 404).
+    session_idle_timeout: float = 1800.0
+    #: Server: seconds a tool waits for a legacy client to answer elicitation, sampling or roots.
+    input_timeout: float = 300.0
     #: Server: the secret that seals 2026-07-28 ``requestState`` (``DEVENV_STATE_SECRET`` or ``_FILE``);
     #: every replica of a service needs the same one. None: a key made up per process.
     state_key: bytes | None = field(default=None, repr=False)
@@ -213,6 +219,9 @@ class Settings:
             rate_limit=_number(environ, "DEVENV_RATE_LIMIT", None),
             rate_burst=_number(environ, "DEVENV_RATE_BURST", None, int),
             shutdown_delay=_number(environ, "DEVENV_SHUTDOWN_DELAY", 0.0, zero=True),
+            max_sessions=_number(environ, "DEVENV_MAX_SESSIONS", 1000, int),
+            session_idle_timeout=_number(environ, "DEVENV_SESSION_IDLE_TIMEOUT", 1800.0),
+            input_timeout=_number(environ, "DEVENV_INPUT_TIMEOUT", 300.0),
             state_key=_state_key(environ),
         )
 

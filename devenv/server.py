@@ -1,7 +1,9 @@
 """``create_app(service)``: the ASGI app that serves one service's tools.
 
-- ``POST /mcp``: MCP Streamable HTTP, stateless, answering ``application/json``.
-  Hand-written on purpose: a thin wire is what makes a tool call cheap.
+- ``POST /mcp``: MCP Streamable HTTP, answering ``application/json`` (SSE when a call streams).
+  Hand-written on purpose: a thin wire is what makes a tool call cheap. Stateless, except
+  for 2025 clients of a service that needs a session (devenv/sessions.py): then GET is the
+  session's notification stream and DELETE its end.
 - ``POST /tools/{name}``: plain JSON in and out, one OpenAPI operation per tool.
 - ``GET /health``, ``GET /ready``, ``GET /metrics``.
 
@@ -24,6 +26,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import anyio.to_thread
@@ -46,9 +49,11 @@ from .errors import (
     ToolError,
     ToolNotFound,
 )
+from .legacy_input import LegacyInputChannel, deliver
 from .metrics import ServiceMetrics
 from .mrtr import InputRequired, InvalidInput, MultiRoundChannel, StateSealer
 from .security import Guard, rate_limiter
+from .sessions import LegacySession, SessionStore
 from .tools import Service, TimedOut, Tool
 
 __all__ = ["app_from_env", "create_app"]
@@ -168,6 +173,10 @@ class _Runtime:
         # The level a legacy (2025-*) client set with logging/setLevel. Legacy /mcp is stateless
         # here, so it holds for this process, not per session; 2026-07-28 sets it per request.
         self.legacy_log_level: str | None = None
+        # Legacy sessions, only for a service with something that spans requests: a tool that may
+        # ask its client for input (one taking a Context) or resources one can subscribe to.
+        self.sessions = SessionStore(settings.max_sessions, settings.session_idle_timeout)
+        self.uses_sessions = bool(service.resources) or any(t.context_param for t in service.tools.values())
         self.call = tracing.trace_server_calls(self.call, service.name)  # self.call itself when tracing is off
 
     async def call(
@@ -272,8 +281,7 @@ def _echo_id(message: dict[str, Any]) -> Any:
 async def _mcp_endpoint(request: Request) -> Response:
     runtime: _Runtime = request.app.state.runtime
     if request.method != "POST":
-        # Stateless: no server-initiated stream to GET, no session to DELETE.
-        return _json({"error": "use POST for MCP messages"}, 405, {"allow": "POST"})
+        return _legacy_get_or_delete(runtime, request)  # only a legacy session has a stream or an end
     # Host, Origin, token and rate limit were checked by security.Guard before this ran.
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != _JSON:
@@ -288,13 +296,14 @@ async def _mcp_endpoint(request: Request) -> Response:
         return _rpc_error(None, protocol.INVALID_REQUEST, 'not a JSON-RPC 2.0 message: "jsonrpc" must be "2.0"', 400)
     if "method" not in message:
         if "result" in message or "error" in message:
-            return Response(status_code=202)  # a client's answer to a request we never send
+            return _legacy_client_answer(runtime, request.headers, message)
         return _rpc_error(_echo_id(message), protocol.INVALID_REQUEST, '"method" is required', 400)
     method = message["method"]
     if not isinstance(method, str):
         return _rpc_error(_echo_id(message), protocol.INVALID_REQUEST, '"method" must be a string', 400)
     if "id" not in message:
-        return Response(status_code=202)  # notifications (initialized, cancelled, ...) need no answer
+        _, refused = _session_lookup(runtime, request.headers)  # an ended session's notification is 404
+        return refused or Response(status_code=202)  # notifications (initialized, cancelled, ...) need no answer
     request_id = message["id"]
     if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
         return _rpc_error(None, protocol.INVALID_REQUEST, '"id" must be a string or an integer', 400)
@@ -321,7 +330,7 @@ async def _mcp_endpoint(request: Request) -> Response:
         handler = _METHODS.get(method)
         if handler is None or method in _MODERN_ONLY:
             return _rpc_error(request_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
-        return _legacy_answer(request_id, await handler(runtime, request_id, params))
+        return await _legacy_dispatch(runtime, headers, handler, method, request_id, params)
 
     refused = _check_modern(runtime, headers, version, method, params, meta)
     if refused is not None:
@@ -336,6 +345,141 @@ async def _mcp_endpoint(request: Request) -> Response:
 
 def _legacy_answer(request_id: Any, answer: Response | dict[str, Any]) -> Response:
     return answer if isinstance(answer, Response) else _json(protocol.result_response(request_id, answer))
+
+
+# -- legacy (2025-*) sessions: see devenv/sessions.py -----------------------------------------
+
+_SESSION_HEADER = "mcp-session-id"
+_SESSION_NOT_FOUND = -32001  # what the official SDKs answer with the spec's 404
+# The session of the legacy request being handled, for the handlers that need one.
+_current_session: ContextVar[LegacySession | None] = ContextVar("devenv_legacy_session", default=None)
+
+
+def _session_not_found(request_id: Any) -> Response:
+    return _rpc_error(
+        request_id,
+        _SESSION_NOT_FOUND,
+        "Session not found: unknown, ended or expired (idle past DEVENV_SESSION_IDLE_TIMEOUT); initialize again",
+        404,
+    )
+
+
+def _session_lookup(runtime: _Runtime, headers: Any) -> tuple[LegacySession | None, Response | None]:
+    """The legacy session a request names, or the 404 for one we do not know. A 2026-07-28 request
+    has no session: its Mcp-Session-Id (if any) means nothing and is ignored."""
+    session_id = headers.get(_SESSION_HEADER)
+    if session_id is None or headers.get("mcp-protocol-version") in protocol.MODERN_VERSIONS:
+        return None, None
+    session = runtime.sessions.get(session_id)
+    return (session, None) if session is not None else (None, _session_not_found(None))
+
+
+async def _legacy_dispatch(
+    runtime: _Runtime, headers: Any, handler: Any, method: str, request_id: Any, params: dict[str, Any]
+) -> Response:
+    if method == "initialize":
+        return await _legacy_initialize(runtime, request_id, params)
+    session, refused = _session_lookup(runtime, headers)
+    if refused is not None:
+        return _session_not_found(request_id)
+    token = _current_session.set(session)
+    try:
+        return _legacy_answer(request_id, await handler(runtime, request_id, params))
+    finally:
+        _current_session.reset(token)
+
+
+async def _legacy_initialize(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response:
+    """initialize, opening a session when the service has anything that needs one."""
+    result = await _initialize(runtime, request_id, params)
+    if not runtime.uses_sessions:
+        return _legacy_answer(request_id, result)  # a tools-only service stays stateless
+    declared = params.get("capabilities")
+    session = runtime.sessions.open(result["protocolVersion"], declared if isinstance(declared, dict) else {})
+    if session is None:
+        message = (
+            f"{runtime.service.name} holds {runtime.sessions.max_sessions} sessions already "
+            "(DEVENV_MAX_SESSIONS); retry shortly"
+        )
+        return _json(protocol.error_response(request_id, _OVERLOADED, message), 503, {"retry-after": _RETRY_AFTER})
+    if "resources" in result["capabilities"]:  # subscriptions work within a session
+        result["capabilities"] = {**result["capabilities"]}
+        result["capabilities"]["resources"] = {**result["capabilities"]["resources"], "subscribe": True}
+    return _json(protocol.result_response(request_id, result), headers={_SESSION_HEADER: session.id})
+
+
+def _legacy_client_answer(runtime: _Runtime, headers: Any, message: dict[str, Any]) -> Response:
+    """A client's JSON-RPC response (to our elicitation, sampling or roots request): to its tool."""
+    session, refused = _session_lookup(runtime, headers)
+    if refused is not None:
+        return refused
+    if session is None:
+        return Response(status_code=202)  # no session, so we asked nothing: as before sessions
+    wrong = deliver(session, message)
+    if wrong is not None:
+        return _rpc_error(None, protocol.INVALID_REQUEST, wrong, 400)
+    return Response(status_code=202)
+
+
+def _legacy_get_or_delete(runtime: _Runtime, request: Request) -> Response:
+    """GET: the session's stream of notifications (resources it subscribed to); DELETE: its end.
+    Without a session (stateless clients, every 2026-07-28 request) both are 405, as they were."""
+    session, refused = _session_lookup(runtime, request.headers)
+    if refused is not None:
+        return refused
+    if session is None:
+        return _json({"error": "use POST for MCP messages"}, 405, {"allow": "POST"})
+    if request.method == "DELETE":
+        runtime.sessions.close(session.id)
+        return Response(status_code=200)
+    accept = request.headers.get("accept", "")
+    if "text/event-stream" not in accept and "*/*" not in accept:
+        return _json({"error": "GET /mcp is an SSE stream: Accept must include text/event-stream"}, 406)
+    queue = session.open_stream()
+    if queue is None:
+        return _json({"error": "this session's GET stream is open already (one per session)"}, 409)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield b": session stream\n\n"  # a first byte, so proxies and clients see the stream live
+            while (item := await queue.get()) is not None:
+                yield _sse(item)
+        finally:
+            session.close_stream(queue)
+
+    return _EventStream(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+async def _resources_subscribe(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    return _subscription(runtime, request_id, params, "resources/subscribe")
+
+
+async def _resources_unsubscribe(
+    runtime: _Runtime, request_id: Any, params: dict[str, Any]
+) -> Response | dict[str, Any]:
+    return _subscription(runtime, request_id, params, "resources/unsubscribe")
+
+
+def _subscription(runtime: _Runtime, request_id: Any, params: dict[str, Any], method: str) -> Response | dict[str, Any]:
+    if not runtime.service.resources:
+        return _not_offered(request_id, runtime, params, method, "resources")
+    session = _current_session.get()
+    if session is None:
+        return _rpc_error(
+            request_id,
+            protocol.INVALID_REQUEST,
+            f"{method} needs a session: send the Mcp-Session-Id that initialize answered",
+        )
+    uri = params.get("uri")
+    try:
+        runtime.service.find_resource(uri)
+    except Exception as exc:
+        return _surface_error(request_id, exc)
+    if method == "resources/subscribe":
+        session.subscriptions.add(uri)  # type: ignore[arg-type]
+    else:
+        session.subscriptions.discard(uri)  # type: ignore[arg-type]
+    return {}
 
 
 def _unsupported_version(request_id: Any, requested: Any, supported: tuple[str, ...]) -> Response:
@@ -581,7 +725,8 @@ async def _tools_call_with_context(
         return _rpc_error(request_id, protocol.INVALID_PARAMS, exc.message, 400)
     arguments = params.get("arguments")
     meta = params.get("_meta")  # its traceparent makes this call part of the caller's trace
-    if token is None and level is None or runtime.in_flight >= runtime.max_concurrency:
+    session = _current_session.get()  # a legacy session: the tool may ask its client for input
+    if (token is None and level is None and session is None) or runtime.in_flight >= runtime.max_concurrency:
         # Nobody listens (or the 503 is answered at once): a plain JSON answer.
         context = Context(input_channel=channel)
         return await _answer_call(runtime, tool, request_id, arguments, context, channel, meta)
@@ -595,24 +740,53 @@ async def _tools_call_with_context(
         else:
             loop.call_soon_threadsafe(queue.put_nowait, message)
 
-    context = Context(progress_token=token, log_level=level, sink=sink, input_channel=channel)
+    legacy = None if session is None else LegacyInputChannel(session, sink, runtime.settings.input_timeout)
+    context = Context(progress_token=token, log_level=level, sink=sink, input_channel=channel or legacy)
     modern = _is_modern(params)
     done = object()
 
-    async def events() -> AsyncIterator[bytes]:
-        async def run() -> None:
-            try:
-                answer = await _call_message(runtime, tool, request_id, arguments, context, channel, meta)
-                if modern and "result" in answer:  # 2026-07-28 framing: resultType, serverInfo
-                    answer["result"] = runtime.complete("tools/call", answer["result"])
-            except Exception as exc:  # never a silent end of stream: the client gets an answer
-                logger.exception("tools/call %s failed outside the tool", tool.name)
-                answer = protocol.error_response(request_id, protocol.INTERNAL_ERROR, f"{type(exc).__name__}")
-            queue.put_nowait(answer)  # after every notification the tool sent: they keep their order
-            queue.put_nowait(done)
+    async def run() -> None:
+        try:
+            answer = await _call_message(runtime, tool, request_id, arguments, context, channel, meta)
+            if modern and "result" in answer:  # 2026-07-28 framing: resultType, serverInfo
+                answer["result"] = runtime.complete("tools/call", answer["result"])
+        except Exception as exc:  # never a silent end of stream: the client gets an answer
+            logger.exception("tools/call %s failed outside the tool", tool.name)
+            answer = protocol.error_response(request_id, protocol.INTERNAL_ERROR, f"{type(exc).__name__}")
+        queue.put_nowait(answer)  # after every notification the tool sent: they keep their order
+        queue.put_nowait(done)
 
+    if session is not None:
+        return await _stream_once_it_speaks(queue, done, run)
+
+    async def events() -> AsyncIterator[bytes]:
         task = asyncio.create_task(run())
         try:
+            while (item := await queue.get()) is not done:
+                yield _sse(item)
+        finally:
+            if not task.done():
+                task.cancel()  # the client closed the stream: that is MCP's cancellation
+
+    return _EventStream(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+async def _stream_once_it_speaks(
+    queue: asyncio.Queue[Any], done: object, run: Callable[[], Awaitable[None]]
+) -> Response:
+    """Start ``run`` (which queues messages, its answer, then ``done``) and answer plain JSON if the
+    answer comes first; otherwise an SSE stream of everything. In a legacy session whether a call
+    streams is known only once it sends something (a notification, a request to its client)."""
+    task = asyncio.create_task(run())
+    first = await queue.get()
+    if "method" not in first:
+        if first.get("error", {}).get("code") == _OVERLOADED:
+            return _json(first, 503, {"retry-after": _RETRY_AFTER})
+        return _json(first)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield _sse(first)
             while (item := await queue.get()) is not done:
                 yield _sse(item)
         finally:
@@ -770,6 +944,9 @@ async def _prompts_list(runtime: _Runtime, request_id: Any, params: dict[str, An
 async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     if not runtime.service.prompts:
         return _not_offered(request_id, runtime, params, "prompts/get", "prompts")
+    session = _current_session.get()
+    if session is not None:
+        return await _legacy_prompt_in_session(runtime, request_id, params, session)
     channel = None
     try:
         channel = _input_round(runtime, "prompts/get", params)
@@ -781,6 +958,29 @@ async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any
     except Exception as exc:
         return _surface_error(request_id, exc)
     return result
+
+
+async def _legacy_prompt_in_session(
+    runtime: _Runtime, request_id: Any, params: dict[str, Any], session: LegacySession
+) -> Response:
+    """prompts/get for a legacy session: a prompt that asks its client gets the legacy channel."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    done = object()
+    channel = LegacyInputChannel(session, queue.put_nowait, runtime.settings.input_timeout)  # async prompts ask
+
+    async def run() -> None:
+        context = Context(input_channel=channel)
+        try:
+            result = await runtime.service.aget_prompt(params.get("name"), params.get("arguments"), context=context)  # type: ignore[arg-type]
+            answer = protocol.result_response(request_id, result)
+        except CapabilityMissing as exc:
+            answer = _round_answer(request_id, exc, None)
+        except Exception as exc:
+            answer = protocol.loads(_surface_error(request_id, exc).body)
+        queue.put_nowait(answer)
+        queue.put_nowait(done)
+
+    return await _stream_once_it_speaks(queue, done, run)
 
 
 async def _completion_complete(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
@@ -812,6 +1012,9 @@ _METHODS: dict[str, Callable[[_Runtime, Any, dict[str, Any]], Awaitable[Response
     "prompts/list": _prompts_list,
     "prompts/get": _prompts_get,
     "completion/complete": _completion_complete,
+    # legacy only (2026-07-28 removed them): subscriptions live in a session
+    "resources/subscribe": _resources_subscribe,
+    "resources/unsubscribe": _resources_unsubscribe,
 }
 _MODERN_ONLY = frozenset({"server/discover"})
 
@@ -1030,6 +1233,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    service.on_resource_updated(runtime.sessions.resource_updated)
     app.state.service = service
     app.router.routes.append(Route("/mcp", _mcp_endpoint, methods=["POST", "GET", "DELETE"], include_in_schema=False))
 

@@ -21,6 +21,7 @@ import time
 import traceback
 import types
 import typing
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -615,6 +616,9 @@ class Service:
         self.cache_errors: dict[str, int] = {"get": 0, "set": 0}
         self.cache_lookups: dict[str, int] = {"hit": 0, "miss": 0}  # /metrics: the cache hit ratio
         self._readiness_checks: dict[str, ReadinessCheck] = {}
+        # Who hears of resource_updated: each app serving this service (its legacy sessions), held
+        # weakly so an app that is dropped (tests make many) does not linger here.
+        self._update_listeners: list[weakref.WeakMethod[Callable[[str], Any]]] = []
 
     def __repr__(self) -> str:
         return f"Service({self.name!r}, tools={list(self.tools)})"
@@ -780,6 +784,21 @@ class Service:
     async def aread_resource(self, uri: str, *, thread_sync: bool = True) -> dict[str, Any]:
         resource, variables = self.find_resource(uri)
         return await resource.aread(uri, variables, thread_sync=thread_sync)
+
+    def resource_updated(self, uri: str) -> None:
+        """Say that resource ``uri`` changed: legacy (2025-*) clients subscribed to it get
+        ``notifications/resources/updated`` on their session's GET stream. Safe from any thread."""
+        self.find_resource(uri)  # a typo fails here, not silently
+        for ref in list(self._update_listeners):
+            listener = ref()
+            if listener is None:
+                self._update_listeners.remove(ref)
+            else:
+                listener(uri)
+
+    def on_resource_updated(self, listener: Callable[[str], Any]) -> None:
+        """Have the bound method ``listener`` called with each URI ``resource_updated`` names."""
+        self._update_listeners.append(weakref.WeakMethod(listener))  # type: ignore[arg-type]
 
     def list_prompts(self) -> list[dict[str, Any]]:
         return [p.definition() for p in self.prompts.values()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import struct
 import wave
 import zlib
@@ -129,6 +130,95 @@ async def test_logging_tool(ctx: Context) -> Text:
     """Log one info message: it reaches only a caller that asked for a log level."""
     ctx.info("test_logging_tool ran", logger="conformance")
     return Text("Logged (if a log level was requested)")
+
+
+# -- tools: asking the client (2025-*: a request on the call's stream; 2026-07-28: a new round) --
+
+CONTACT_FORM = {
+    "type": "object",
+    "properties": {
+        "username": {"type": "string", "description": "User's response"},
+        "email": {"type": "string", "description": "User's email address"},
+    },
+    "required": ["username", "email"],
+}
+DEFAULTS_FORM = {  # SEP-1034: a default for every primitive type
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "default": "John Doe"},
+        "age": {"type": "integer", "default": 30},
+        "score": {"type": "number", "default": 95.5},
+        "status": {"type": "string", "enum": ["active", "inactive", "pending"], "default": "active"},
+        "verified": {"type": "boolean", "default": True},
+    },
+}
+ENUMS_FORM = {  # SEP-1330: the five ways to offer choices
+    "type": "object",
+    "properties": {
+        "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+        "titledSingle": {
+            "type": "string",
+            "oneOf": [
+                {"const": "value1", "title": "First Option"},
+                {"const": "value2", "title": "Second Option"},
+                {"const": "value3", "title": "Third Option"},
+            ],
+        },
+        "legacyEnum": {
+            "type": "string",
+            "enum": ["opt1", "opt2", "opt3"],
+            "enumNames": ["Option One", "Option Two", "Option Three"],
+        },
+        "untitledMulti": {"type": "array", "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+        "titledMulti": {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"const": "value1", "title": "First Choice"},
+                    {"const": "value2", "title": "Second Choice"},
+                    {"const": "value3", "title": "Third Choice"},
+                ]
+            },
+        },
+    },
+}
+
+
+def _elicited(answer: dict[str, Any]) -> str:
+    return f"action={answer['action']}, content={json.dumps(answer.get('content') or {}, sort_keys=True)}"
+
+
+@service.tool(read_only=True)
+async def test_sampling(prompt: str, ctx: Context) -> Text:
+    """Ask the client's model to answer ``prompt``; return what it said.
+
+    Args:
+        prompt: The prompt to send to the LLM
+    """
+    return Text(f"LLM response: {_answer_text(await ctx.sample(prompt, max_tokens=100))}")
+
+
+@service.tool(read_only=True)
+async def test_elicitation(message: str, ctx: Context) -> Text:
+    """Ask the user for a user name and an email address; return their answer.
+
+    Args:
+        message: The message to show the user
+    """
+    return Text(f"User response: {_elicited(await ctx.elicit(message, CONTACT_FORM))}")
+
+
+@service.tool(read_only=True)
+async def test_elicitation_sep1034_defaults(ctx: Context) -> Text:
+    """Ask for a form whose every field has a default (SEP-1034)."""
+    answer = await ctx.elicit("Please review your details", DEFAULTS_FORM)
+    return Text(f"Elicitation completed: {_elicited(answer)}")
+
+
+@service.tool(read_only=True)
+async def test_elicitation_sep1330_enums(ctx: Context) -> Text:
+    """Ask for a form with each kind of choice: titled or not, single or multiple (SEP-1330)."""
+    return Text(f"Elicitation completed: {_elicited(await ctx.elicit('Please choose', ENUMS_FORM))}")
 
 
 # -- tools: the 2026-07-28 wire ---------------------------------------------------------------
@@ -304,6 +394,27 @@ def static_binary() -> bytes:
 def template_data(id: str) -> dict[str, str]:
     """Data for one id, from a URI template."""
     return {"id": id, "templateTest": "true", "data": f"Data for ID: {id}"}
+
+
+WATCHED = {"text": "version 0"}
+
+
+@service.resource("test://watched-resource", name="watched-resource", mime_type="text/plain")
+def watched_resource() -> str:
+    """A resource that changes (``update_watched_resource``): legacy clients may subscribe to it."""
+    return WATCHED["text"]
+
+
+@service.tool()
+def update_watched_resource(text: str) -> Text:
+    """Change test://watched-resource; its subscribers hear of it (notifications/resources/updated).
+
+    Args:
+        text: the resource's new content
+    """
+    WATCHED["text"] = text
+    service.resource_updated("test://watched-resource")
+    return Text("updated test://watched-resource")
 
 
 # -- prompts --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ def test_safe_defaults():
     assert s.rate_limit is None and s.rate_burst is None
     assert s.shutdown_delay == 0.0
     assert s.retries == 10 and s.timeout == 30.0
+    assert (s.max_sessions, s.session_idle_timeout, s.input_timeout) == (1000, 1800.0, 300.0)
 
 
 def test_every_hardening_setting_is_read_from_its_variable():
@@ -31,6 +32,9 @@ def test_every_hardening_setting_is_read_from_its_variable():
             "DEVENV_RATE_BURST": "40",
             "DEVENV_SHUTDOWN_DELAY": "5",
             "DEVENV_RETRIES": "0",
+            "DEVENV_MAX_SESSIONS": "3",
+            "DEVENV_SESSION_IDLE_TIMEOUT": "0.5",
+            "DEVENV_INPUT_TIMEOUT": "7",
         }
     )
     assert s.auth_token == "t" * 32 and s.metrics_auth is True
@@ -38,6 +42,7 @@ def test_every_hardening_setting_is_read_from_its_variable():
     assert s.bind_host == "127.0.0.1"
     assert (s.tool_timeout, s.max_concurrency, s.rate_limit, s.rate_burst) == (2.5, 8, 20.0, 40)
     assert (s.shutdown_delay, s.retries) == (5.0, 0)
+    assert (s.max_sessions, s.session_idle_timeout, s.input_timeout) == (3, 0.5, 7.0)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +57,10 @@ def test_every_hardening_setting_is_read_from_its_variable():
         ("DEVENV_RETRIES", "-1"),
         ("DEVENV_RETRIES", "nan"),
         ("DEVENV_METRICS_AUTH", "maybe"),
+        ("DEVENV_MAX_SESSIONS", "0"),
+        ("DEVENV_MAX_SESSIONS", "many"),
+        ("DEVENV_SESSION_IDLE_TIMEOUT", "-5"),
+        ("DEVENV_INPUT_TIMEOUT", "0"),
     ],
 )
 def test_bad_values_are_config_errors_naming_the_variable(key, raw):

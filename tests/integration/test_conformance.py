@@ -82,16 +82,8 @@ CONFORMANCE_GAPS = {
         "tasks-required-task-error",
         "tasks-mrtr-composition",
     },
-    # 2025-11-25 server-to-client requests need a session and a stream back to the client;
-    # devenv serves that revision statelessly (one POST, one answer), as it did before.
-    "2025-11-25": {
-        "tools-call-sampling",
-        "tools-call-elicitation",
-        "elicitation-sep1034-defaults",
-        "elicitation-sep1330-enums",
-        "resources-subscribe",
-        "resources-unsubscribe",
-    },
+    # 2025-11-25: nothing left (sessions carry server-to-client requests and subscriptions).
+    "2025-11-25": set(),
 }
 
 

@@ -38,7 +38,7 @@ async def test_sdk_client_sees_the_declared_capabilities(mcp_url, mode):
 async def test_sdk_client_lists_and_reads_resources(mcp_url, mode):
     async with Client(mcp_url, mode=mode) as client:
         listed = {str(r.uri): r for r in (await client.list_resources()).resources}
-        assert set(listed) == {"test://static-text", "test://static-binary"}
+        assert set(listed) == {"test://static-text", "test://static-binary", "test://watched-resource"}
         templates = (await client.list_resource_templates()).resource_templates
         assert [t.uri_template for t in templates] == ["test://template/{id}/data"]
 
