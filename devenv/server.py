@@ -34,12 +34,22 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import param_headers, protocol, tracing
+from . import param_headers, protocol, task_runner, tracing
 from .config import Settings, get_settings, redact
 from .context import Context, check_level
-from .errors import DevenvError, InvalidArguments, PromptNotFound, ResourceNotFound, ToolError, ToolNotFound
+from .errors import (
+    DevenvError,
+    InvalidArguments,
+    PromptNotFound,
+    RequestFailed,
+    ResourceNotFound,
+    ToolError,
+    ToolNotFound,
+)
 from .metrics import ServiceMetrics
 from .security import Guard, rate_limiter
+from .tasks import EXTENSION as TASKS_EXTENSION
+from .tasks import TaskStore, declares_extension
 from .tools import Service, TimedOut, Tool
 
 __all__ = ["app_from_env", "create_app"]
@@ -158,6 +168,12 @@ class _Runtime:
         # here, so it holds for this process, not per session; 2026-07-28 sets it per request.
         self.legacy_log_level: str | None = None
         self.call = tracing.trace_server_calls(self.call, service.name)  # self.call itself when tracing is off
+        #: Task-capable tools run as tasks for clients that declare the tasks extension.
+        self.tasks: task_runner.TaskRunner | None = None
+        if any(t.task_support != "forbidden" for t in service.tools.values()):
+            self.tasks = task_runner.TaskRunner(
+                TaskStore(service.cache, service.name), lambda tool, args, ctx: self.call(tool, args, "mcp", ctx)
+            )
 
     async def call(
         self,
@@ -411,6 +427,9 @@ def _check_modern(
                         {"requiredCapabilities": absent},
                         400,
                     )
+    why = task_runner.missing_extension(runtime.service, method, params, capabilities)
+    if why is not None:
+        return protocol.MISSING_CLIENT_CAPABILITY, why, _NEEDS_TASKS, 400
     return None
 
 
@@ -448,6 +467,8 @@ async def _initialize(runtime: _Runtime, request_id: Any, params: dict[str, Any]
 
 async def _discover(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"supportedVersions": list(protocol.ALL_VERSIONS), "capabilities": runtime.capabilities()}
+    if runtime.tasks is not None:  # the extension is a 2026-07-28 one: declared here, not in initialize
+        result["capabilities"] = {**result["capabilities"], "extensions": {TASKS_EXTENSION: {}}}
     if runtime.service.instructions:
         result["instructions"] = runtime.service.instructions
     return result
@@ -472,6 +493,10 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
         return _rpc_error(
             request_id, protocol.INVALID_PARAMS, f"Unknown tool: {name}", data=protocol.error_payload(exc)
         )
+    if tool.task_support != "forbidden":
+        answer = await _tools_call_as_task(runtime, tool, request_id, params)
+        if answer is not None:
+            return answer
     if tool.context_param is not None:  # only tools that take a Context can stream; others pay nothing
         return await _tools_call_with_context(runtime, tool, request_id, params)
     try:
@@ -480,6 +505,8 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
         )
     except (InvalidArguments, ToolError) as exc:
         return protocol.tool_error_result(exc)
+    except RequestFailed as exc:
+        return _rpc_error(request_id, exc.code, exc.message, data=exc.data)
     except _Overloaded:
         return _json(
             protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime)),
@@ -487,6 +514,55 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
             {"retry-after": _RETRY_AFTER},
         )
     return tool.call_result(result)
+
+
+# -- the tasks extension (devenv/task_runner.py does the work) --------------------------------
+
+_NEEDS_TASKS = {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}}  # -32021's data
+
+
+async def _tools_call_as_task(
+    runtime: _Runtime, tool: Tool, request_id: Any, params: dict[str, Any]
+) -> Response | dict[str, Any] | None:
+    """A ``CreateTaskResult`` when the client declared the tasks extension; None to answer in the request."""
+    meta = params.get("_meta")
+    capabilities = meta.get(protocol.META_CLIENT_CAPABILITIES) if _is_modern(params) else None
+    if runtime.tasks is not None and declares_extension(capabilities):
+        try:
+            return await runtime.tasks.start(tool, params)
+        except DevenvError as exc:  # the cache backend is out: no task can be made durable
+            return _rpc_error(request_id, protocol.INTERNAL_ERROR, f"could not create the task: {exc}")
+    if tool.task_support == "required":  # a 2025 client: 2026-07-28's checks refused the others already
+        return _rpc_error(
+            request_id,
+            protocol.MISSING_CLIENT_CAPABILITY,
+            f"{tool.name} runs only as a task: call it at MCP {protocol.MODERN_VERSION} declaring {TASKS_EXTENSION}",
+            data=_NEEDS_TASKS,
+        )
+    return None
+
+
+async def _task_method(
+    runtime: _Runtime, request_id: Any, params: dict[str, Any], method: str
+) -> Response | dict[str, Any]:
+    if runtime.tasks is None:
+        return _not_offered(request_id, runtime, params, method, "task-capable tools")
+    try:
+        return await runtime.tasks.handle(method, params)
+    except RequestFailed as exc:
+        return _rpc_error(request_id, exc.code, exc.message, data=exc.data)
+
+
+async def _tasks_get(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    return await _task_method(runtime, request_id, params, "tasks/get")
+
+
+async def _tasks_update(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    return await _task_method(runtime, request_id, params, "tasks/update")
+
+
+async def _tasks_cancel(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    return await _task_method(runtime, request_id, params, "tasks/cancel")
 
 
 # -- progress and logs: a tool's Context, streamed on its request's own SSE response ---------
@@ -609,6 +685,8 @@ async def _call_message(
         result = await runtime.call(tool, arguments, "mcp", context, request_id=request_id)
     except (InvalidArguments, ToolError) as exc:
         return protocol.result_response(request_id, protocol.tool_error_result(exc))
+    except RequestFailed as exc:
+        return protocol.error_response(request_id, exc.code, exc.message, exc.data)
     except _Overloaded:
         return protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime))
     return protocol.result_response(request_id, tool.call_result(result))
@@ -619,7 +697,9 @@ async def _answer_call(
 ) -> Response | dict[str, Any]:
     message = await _call_message(runtime, tool, request_id, arguments, context)
     if "error" in message:
-        return _json(message, 503, {"retry-after": _RETRY_AFTER})  # the one error: overloaded
+        if message["error"]["code"] != _OVERLOADED:
+            return _json(message)  # a tool's RequestFailed
+        return _json(message, 503, {"retry-after": _RETRY_AFTER})
     return message["result"]
 
 
@@ -746,8 +826,12 @@ _METHODS: dict[str, Callable[[_Runtime, Any, dict[str, Any]], Awaitable[Response
     "prompts/list": _prompts_list,
     "prompts/get": _prompts_get,
     "completion/complete": _completion_complete,
+    # the tasks extension (2026-07-28 only)
+    "tasks/get": _tasks_get,
+    "tasks/update": _tasks_update,
+    "tasks/cancel": _tasks_cancel,
 }
-_MODERN_ONLY = frozenset({"server/discover"})
+_MODERN_ONLY = frozenset({"server/discover", *task_runner.TASK_METHODS})
 
 
 # -- POST /tools/{name} ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ from .errors import (
     DevenvError,
     InvalidArguments,
     PromptNotFound,
+    RequestFailed,
     ResourceNotFound,
     ServiceNotFound,
     ToolError,
@@ -64,6 +65,8 @@ _ARGS_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE
 _ANY_SECTION = re.compile(
     r"^\s*(Args|Arguments|Parameters|Returns?|Yields?|Raises|Examples?|Notes?|Attributes|See Also):\s*$", re.MULTILINE
 )
+#: ``@service.tool(task_support=...)``: the tasks extension's levels, the default first.
+TASK_SUPPORT = ("forbidden", "optional", "required")
 _ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
 
 
@@ -143,6 +146,7 @@ class Tool:
         timeout: float | None = None,
         input_schema: dict[str, Any] | None = None,
         client_capabilities: dict[str, Any] | None = None,
+        task_support: str = "forbidden",
     ) -> None:
         self.service = service
         self.fn = fn
@@ -200,6 +204,11 @@ class Tool:
         #: Client capabilities a call needs (e.g. {"sampling": {}}); 2026-07-28 refuses a request
         #: that does not declare them with -32021.
         self.client_capabilities = _check_capabilities(self.name, client_capabilities)
+        if task_support not in TASK_SUPPORT:
+            raise ConfigError(f"tool {self.name!r}: task_support={task_support!r}; one of {', '.join(TASK_SUPPORT)}")
+        #: Whether a 2026-07-28 call may (``optional``) or must (``required``) run as a task
+        #: (the tasks extension); ``forbidden`` tools always answer in the request.
+        self.task_support = task_support
 
         returns = hints.get("return", Any)
         #: Returns MCP content blocks (Text, Image, ...) rather than structured JSON.
@@ -319,6 +328,8 @@ class Tool:
                 value = run_sync(self.fn(**kwargs))
             else:
                 value = self.fn(**kwargs)
+        except RequestFailed:
+            raise  # the tool chose to fail the request, not to report a tool error
         except Exception as exc:
             raise self._failure(exc) from exc
         data = self.serialize(value)
@@ -360,6 +371,8 @@ class Tool:
                 value = await self._invoke_within(kwargs, thread_sync, timeout)
         except TimedOut as exc:
             raise self._timed_out(timeout) from exc  # type: ignore[arg-type]
+        except RequestFailed:
+            raise  # the tool chose to fail the request, not to report a tool error
         except Exception as exc:
             raise self._failure(exc) from exc
         data = self.serialize(value)
@@ -597,13 +610,16 @@ class Service:
         timeout: float | None = None,
         input_schema: dict[str, Any] | None = None,
         client_capabilities: dict[str, Any] | None = None,
+        task_support: str = "forbidden",
     ) -> Any:
         """Register ``fn`` as a tool; usable as ``@service.tool`` or ``@service.tool(...)``.
 
         ``timeout`` overrides the server's ``DEVENV_TOOL_TIMEOUT`` for this tool (seconds).
         ``input_schema`` advertises a hand-written JSON Schema 2020-12 instead of the one the
         signature gives; arguments must then satisfy both. ``client_capabilities`` names what
-        the calling client must support (``{"sampling": {}}``).
+        the calling client must support (``{"sampling": {}}``). ``task_support="optional"``
+        lets a 2026-07-28 client that declares the tasks extension get a task to poll instead of
+        waiting for the result; ``"required"`` refuses clients that do not declare it.
         """
 
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -620,6 +636,7 @@ class Service:
                 timeout=timeout,
                 input_schema=input_schema,
                 client_capabilities=client_capabilities,
+                task_support=task_support,
             )
             if tool.name in self.tools:
                 raise ConfigError(f"service {self.name!r} already has a tool named {tool.name!r}")
