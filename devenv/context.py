@@ -121,3 +121,12 @@ class Context:
         if self._input is None:
             raise RuntimeError(f"{method}: this call has no channel back to its client")
         return await self._input.request(method, params)
+
+    async def start_task(self) -> None:
+        """Go on as a task: for a ``defer_task`` tool called by a client that declared the tasks
+        extension, the client gets its ``CreateTaskResult`` now, and input asked for from here on
+        goes through the task. Input asked for before came with the call (multi-round-trip).
+        Anywhere else a no-op: the tool just runs on in its request."""
+        start = getattr(self._input, "start_task", None)
+        if start is not None:
+            await start()

@@ -529,9 +529,16 @@ async def _tools_call_as_task(
     capabilities = meta.get(protocol.META_CLIENT_CAPABILITIES) if _is_modern(params) else None
     if runtime.tasks is not None and declares_extension(capabilities):
         try:
-            return await runtime.tasks.start(tool, params)
+            if not tool.defer_task:
+                return await runtime.tasks.start(tool, params)
+            outcome = await runtime.tasks.start_deferred(
+                tool, params, None, lambda channel: Context(input_channel=channel)
+            )
         except DevenvError as exc:  # the cache backend is out: no task can be made durable
             return _rpc_error(request_id, protocol.INTERNAL_ERROR, f"could not create the task: {exc}")
+        if isinstance(outcome, dict):
+            return outcome  # the CreateTaskResult: the tool called ctx.start_task()
+        return _finished_call(runtime, tool, request_id, outcome)  # it ended first: an answer like any other
     if tool.task_support == "required":  # a 2025 client: 2026-07-28's checks refused the others already
         return _rpc_error(
             request_id,
@@ -540,6 +547,23 @@ async def _tools_call_as_task(
             data=_NEEDS_TASKS,
         )
     return None
+
+
+def _finished_call(runtime: _Runtime, tool: Tool, request_id: Any, run: asyncio.Task[Any]) -> Response | dict[str, Any]:
+    """The answer to a call that ran to its end in the request, as the plain path gives it."""
+    try:
+        result = run.result()
+    except (InvalidArguments, ToolError) as exc:
+        return protocol.tool_error_result(exc)
+    except RequestFailed as exc:
+        return _rpc_error(request_id, exc.code, exc.message, data=exc.data)
+    except _Overloaded:
+        return _json(
+            protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime)),
+            503,
+            {"retry-after": _RETRY_AFTER},
+        )
+    return tool.call_result(result)
 
 
 async def _task_method(

@@ -25,7 +25,7 @@ from .errors import DevenvError, InvalidArguments, RequestFailed, ServiceUnavail
 from .tasks import EXTENSION, TaskStore, declares_extension
 from .tools import Service, Tool
 
-__all__ = ["TASK_METHODS", "TaskInput", "TaskRunner", "missing_extension"]
+__all__ = ["TASK_METHODS", "DeferredStart", "TaskInput", "TaskRunner", "missing_extension"]
 
 logger = logging.getLogger("devenv.tasks")
 
@@ -50,6 +50,12 @@ def missing_extension(service: Service, method: str, params: dict[str, Any], cap
         if tool is not None and tool.task_support == "required":
             return f"{tool.name} runs only as a task: declare the {EXTENSION} extension in the client capabilities"
     return None
+
+
+def _capabilities(params: dict[str, Any]) -> dict[str, Any]:
+    meta = params.get("_meta")
+    capabilities = meta.get(protocol.META_CLIENT_CAPABILITIES) if isinstance(meta, dict) else None
+    return capabilities if isinstance(capabilities, dict) else {}
 
 
 def _unknown(task_id: str) -> RequestFailed:
@@ -113,6 +119,37 @@ class TaskInput:
             await self.store.set_state(self.task_id, dict(self.pending))
 
 
+class DeferredStart:
+    """The input channel of a ``defer_task`` tool: the call's own channel (multi-round-trip) until
+    the tool calls ``ctx.start_task()``, the task's ``TaskInput`` after."""
+
+    def __init__(self, runner: TaskRunner, tool: str, before: Any, capabilities: dict[str, Any]) -> None:
+        self.runner = runner
+        self.tool = tool
+        self.before = before
+        self.capabilities = capabilities
+        self.after: TaskInput | None = None
+        self.started: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    async def request(self, method: str, params: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        if self.after is not None:
+            return await self.after.request(method, params, key)
+        if self.before is None:
+            raise RuntimeError(f"{method}: this call has no channel back to its client")
+        return await self.before.request(method, params, key)
+
+    async def start_task(self) -> None:
+        """Create the task (durably) and let the request answer its ``CreateTaskResult``."""
+        if self.after is not None or self.started.done():
+            return  # started already, or the request is over: the tool simply runs on
+        task = await self.runner.store.create(self.tool)
+        self.after = TaskInput(self.runner.store, task["taskId"], self.capabilities)
+        self.started.set_result(task)
+
+
 class _Run:
     __slots__ = ("channel", "task")
 
@@ -139,18 +176,41 @@ class TaskRunner:
             tool.validate(arguments)
         except InvalidArguments as exc:
             return protocol.tool_error_result(exc)
-        meta = params.get("_meta") or {}
-        capabilities = meta.get(protocol.META_CLIENT_CAPABILITIES) or {}
         task = await self.store.create(tool.name)  # durable before the client hears of it
-        channel = TaskInput(self.store, task["taskId"], capabilities)
-        run = asyncio.create_task(self._run(task["taskId"], tool, arguments, channel), name=f"task {tool.name}")
-        self._runs[task["taskId"]] = _Run(run, channel)
+        channel = TaskInput(self.store, task["taskId"], _capabilities(params))
+        self._adopt(task["taskId"], tool, self._call(tool, arguments, Context(input_channel=channel)), channel)
         return {"resultType": "task", **task}
 
-    async def _run(self, task_id: str, tool: Tool, arguments: Any, channel: TaskInput) -> None:
+    async def start_deferred(
+        self, tool: Tool, params: dict[str, Any], before: Any, context: Callable[[Any], Context]
+    ) -> dict[str, Any] | asyncio.Task[Any]:
+        """Run a ``defer_task`` tool in the request: input it asks for goes through ``before``
+        (the call's own multi-round-trip channel) until it calls ``ctx.start_task()``.
+
+        Returns the ``CreateTaskResult`` once it has (the tool runs on as that task), or the
+        finished call (an ``asyncio.Task``) for the request to answer as any other."""
+        channel = DeferredStart(self, tool.name, before, _capabilities(params))
+        run = asyncio.create_task(self._call(tool, params.get("arguments"), context(channel)))
+        try:
+            await asyncio.wait({run, channel.started}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the client went away before an answer: so does the call
+            run.cancel()
+            raise
+        if not channel.started.done():
+            channel.started.cancel()
+            return run
+        task = channel.started.result()
+        self._adopt(task["taskId"], tool, run, channel.after)  # type: ignore[arg-type]
+        return {"resultType": "task", **task}
+
+    def _adopt(self, task_id: str, tool: Tool, work: Awaitable[Any], channel: TaskInput) -> None:
+        run = asyncio.create_task(self._run(task_id, tool, work), name=f"task {tool.name}")
+        self._runs[task_id] = _Run(run, channel)
+
+    async def _run(self, task_id: str, tool: Tool, work: Awaitable[Any]) -> None:
         watcher = asyncio.create_task(self._watch(task_id, asyncio.current_task()))  # type: ignore[arg-type]
         try:
-            outcome = await self._outcome(tool, arguments, channel)
+            outcome = await self._outcome(tool, work)
             try:
                 await self.store.finish(task_id, **outcome)
             except DevenvError:
@@ -159,10 +219,10 @@ class TaskRunner:
             watcher.cancel()
             self._runs.pop(task_id, None)
 
-    async def _outcome(self, tool: Tool, arguments: Any, channel: TaskInput) -> dict[str, Any]:
+    async def _outcome(self, tool: Tool, work: Awaitable[Any]) -> dict[str, Any]:
         """What the call came to: a result (tool errors included, as the spec says) or a JSON-RPC error."""
         try:
-            value = await self._call(tool, arguments, Context(input_channel=channel))
+            value = await work  # cancelling this run cancels the call too
         except (InvalidArguments, ToolError) as exc:
             return {"status": "completed", "result": protocol.tool_error_result(exc)}
         except RequestFailed as exc:

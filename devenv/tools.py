@@ -147,6 +147,7 @@ class Tool:
         input_schema: dict[str, Any] | None = None,
         client_capabilities: dict[str, Any] | None = None,
         task_support: str = "forbidden",
+        defer_task: bool = False,
     ) -> None:
         self.service = service
         self.fn = fn
@@ -209,6 +210,10 @@ class Tool:
         #: Whether a 2026-07-28 call may (``optional``) or must (``required``) run as a task
         #: (the tasks extension); ``forbidden`` tools always answer in the request.
         self.task_support = task_support
+        if defer_task and task_support == "forbidden":
+            raise ConfigError(f"tool {self.name!r}: defer_task needs task_support='optional' or 'required'")
+        #: The task starts when the tool calls ``ctx.start_task()``, after gathering input in the request.
+        self.defer_task = defer_task
 
         returns = hints.get("return", Any)
         #: Returns MCP content blocks (Text, Image, ...) rather than structured JSON.
@@ -611,6 +616,7 @@ class Service:
         input_schema: dict[str, Any] | None = None,
         client_capabilities: dict[str, Any] | None = None,
         task_support: str = "forbidden",
+        defer_task: bool = False,
     ) -> Any:
         """Register ``fn`` as a tool; usable as ``@service.tool`` or ``@service.tool(...)``.
 
@@ -620,6 +626,8 @@ class Service:
         the calling client must support (``{"sampling": {}}``). ``task_support="optional"``
         lets a 2026-07-28 client that declares the tasks extension get a task to poll instead of
         waiting for the result; ``"required"`` refuses clients that do not declare it.
+        ``defer_task=True`` starts the task only when the tool calls ``ctx.start_task()``, so
+        input it needs first is asked for in the call itself (multi-round-trip).
         """
 
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -637,6 +645,7 @@ class Service:
                 input_schema=input_schema,
                 client_capabilities=client_capabilities,
                 task_support=task_support,
+                defer_task=defer_task,
             )
             if tool.name in self.tools:
                 raise ConfigError(f"service {self.name!r} already has a tool named {tool.name!r}")

@@ -329,3 +329,20 @@ def _confirm_form(message: str) -> dict[str, Any]:
             "required": ["confirm"],
         },
     }
+
+
+@service.tool(read_only=True, task_support="required", defer_task=True)
+async def test_tool_with_task(ctx: Context) -> Text:
+    """Ask for a name in the call itself (multi-round-trip), then greet as a task."""
+    answer = await ctx.request_input(
+        "elicitation/create",
+        {
+            "mode": "form",
+            "message": "What is your name?",
+            "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+        },
+        "user_name",
+    )
+    await ctx.start_task()  # from here on the client polls
+    await asyncio.sleep(0.1)
+    return Text(f"Hello, {(answer.get('content') or {}).get('name', 'stranger')}!")

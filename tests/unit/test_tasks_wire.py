@@ -57,6 +57,15 @@ def task_service() -> Service:
         await ctx.request_input("roots/list", {})
         return Text("unreachable")
 
+    @service.tool(task_support="optional", defer_task=True)
+    async def deferred(ctx: Context, go_long: bool = True) -> Text:
+        """Start the task only when asked to; then ask for a name through the task."""
+        if not go_long:
+            return Text("done in the request")
+        await ctx.start_task()
+        answer = await ctx.request_input("elicitation/create", {"mode": "form", "message": "name?"})
+        return Text(f"later, {answer['content']['name']}")
+
     @service.tool
     def plain_fails_request() -> Text:
         """Not a task tool: RequestFailed answers a JSON-RPC error in the request."""
@@ -265,3 +274,30 @@ def test_request_failed_reaches_an_in_process_caller_unwrapped_as_a_protocol_err
         asyncio.run(tool.arun({}))
     with pytest.raises(TypeError, match="integer"):
         RequestFailed("-32000", "a code that is text")  # type: ignore[arg-type]
+
+
+def test_a_deferred_task_starts_when_the_tool_says_so_and_takes_input_through_it(wire):
+    created = wire.call("deferred", {"go_long": True})
+    assert created["resultType"] == "task"
+    task = wire.wait(created["taskId"], "input_required")
+    [key] = task["inputRequests"]
+    wire.result("tasks/update", {"taskId": created["taskId"], "inputResponses": {key: {"content": {"name": "Bo"}}}})
+    assert wire.wait(created["taskId"])["result"]["content"][0]["text"] == "later, Bo"
+
+
+def test_a_deferred_tool_that_ends_first_answers_in_the_request(wire, plain):
+    result = wire.call("deferred", {"go_long": False})
+    assert result["resultType"] == "complete" and result["content"][0]["text"] == "done in the request"
+    # Without the extension ctx.start_task() is a no-op: the tool runs on in the request.
+    message = plain.rpc("tools/call", {"name": "deferred", "arguments": {"go_long": True}})
+    assert message["result"]["isError"] is True and "no channel back" in message["result"]["content"][0]["text"]
+
+
+def test_defer_task_needs_task_support():
+    service = Service("deferral")
+
+    def job() -> str:
+        return "done"
+
+    with pytest.raises(ConfigError, match="defer_task needs task_support"):
+        service.tool(defer_task=True)(job)
