@@ -27,6 +27,7 @@ _EXPORTS = {
     "InputChannel": "context",
     "Settings": "config",
     "get_settings": "config",
+    "CapabilityMissing": "errors",
     "ConfigError": "errors",
     "DevenvError": "errors",
     "InvalidArguments": "errors",
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from .content import Audio, Content, EmbeddedResource, Image, Message, ResourceLink, Text
     from .context import Context, InputChannel
     from .errors import (
+        CapabilityMissing,
         ConfigError,
         DevenvError,
         InvalidArguments,

@@ -75,6 +75,7 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)

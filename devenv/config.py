@@ -98,6 +98,13 @@ def read_secret(key: str, environ: Mapping[str, str] | None = None) -> str | Non
     return value
 
 
+def _state_key(environ: Mapping[str, str]) -> bytes | None:
+    key = read_secret("DEVENV_STATE_SECRET", environ)
+    if key is not None and len(key) < 16:
+        raise ConfigError("DEVENV_STATE_SECRET is too short: at least 16 random characters (openssl rand -hex 32)")
+    return None if key is None else key.encode()
+
+
 def _auth_token(environ: Mapping[str, str]) -> str | None:
     """``DEVENV_AUTH_TOKEN``, else the first line of ``DEVENV_AUTH_TOKEN_FILE`` (a mounted Secret)."""
     token = environ.get("DEVENV_AUTH_TOKEN", "").strip()
@@ -158,6 +165,9 @@ class Settings:
     rate_burst: int | None = None
     #: Server: seconds between SIGTERM (``/ready`` turns 503) and closing the listener.
     shutdown_delay: float = 0.0
+    #: Server: the secret that seals 2026-07-28 ``requestState`` (``DEVENV_STATE_SECRET`` or ``_FILE``);
+    #: every replica of a service needs the same one. None: a key made up per process.
+    state_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -182,6 +192,7 @@ class Settings:
             rate_limit=_number(environ, "DEVENV_RATE_LIMIT", None),
             rate_burst=_number(environ, "DEVENV_RATE_BURST", None, int),
             shutdown_delay=_number(environ, "DEVENV_SHUTDOWN_DELAY", 0.0, zero=True),
+            state_key=_state_key(environ),
         )
 
 

@@ -11,6 +11,7 @@ working when ``K8S_MODE=true`` sends the same call over HTTP::
      ├── PromptNotFound         the service has no prompt of that name
      ├── InvalidArguments       arguments do not match the tool's input schema (names the fields)
      ├── ToolError              the tool raised: its exception type and message
+     ├── CapabilityMissing      the call needs a client capability the client did not declare
      ├── ServiceUnavailable     the service could not be reached (names the service and URL)
      └── ProtocolError          the peer broke MCP / JSON-RPC, or answered with an error we cannot map
           └── RequestFailed     raised by a tool: fail the request with this JSON-RPC error
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CapabilityMissing",
     "ConfigError",
     "DevenvError",
     "InvalidArguments",
@@ -99,6 +101,16 @@ class ToolError(DevenvError):
         self.message = message
         self.traceback = traceback
         super().__init__(f"tool {tool!r} failed: {error_type}: {message}")
+
+
+class CapabilityMissing(DevenvError):
+    """A tool asked its client for input (``method``) the client cannot give: it did not declare
+    ``capability``. At MCP 2026-07-28 this is the JSON-RPC error -32021."""
+
+    def __init__(self, method: str, capability: str, why: str = "the client did not declare it") -> None:
+        self.method = method
+        self.capability = capability
+        super().__init__(f"{method} needs the client capability {capability!r}: {why}")
 
 
 class ServiceUnavailable(DevenvError):

@@ -27,7 +27,7 @@ __all__ = ["OUTCOMES", "REJECTION_REASONS", "TRANSPORTS", "ServiceMetrics"]
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TRANSPORTS = ("mcp", "rest")
-OUTCOMES = ("ok", "invalid_arguments", "tool_error", "timeout")
+OUTCOMES = ("ok", "invalid_arguments", "tool_error", "timeout", "input_required")
 REJECTION_REASONS = ("unauthorized", "host", "origin", "rate_limited", "overloaded")
 _CACHE_OPS = ("get", "set")
 _CACHE_RESULTS = ("hit", "miss")
@@ -97,7 +97,7 @@ class ServiceMetrics:
         self.service = service
         self.requests = Counter(
             "mcp_requests",
-            "Tool calls by outcome (ok, invalid_arguments, tool_error, timeout).",
+            "Tool calls by outcome (ok, invalid_arguments, tool_error, timeout, input_required).",
             [_LABEL, "tool", "transport", "status"],
             registry=self.registry,
         )
@@ -142,7 +142,7 @@ class ServiceMetrics:
             self.unknown_tools.labels(service, transport)
 
     def _child(self, tool: str, transport: str, status: str) -> tuple[Counter, Histogram, Histogram]:
-        error_type = "" if status == "ok" else "tool_error"  # what isError means to the convention
+        error_type = "" if status in ("ok", "input_required") else "tool_error"  # what isError means to the convention
         child = (
             self.requests.labels(self.service, tool, transport, status),
             self.latency.labels(self.service, tool, status),

@@ -4,6 +4,8 @@ The function's parameters are the prompt's arguments (MCP prompt arguments are s
 one without a default is required), its docstring the description and its ``Args:``
 section the arguments' descriptions. It returns a ``str`` (one user message), a content
 value (``Text``, ``Image``, ``EmbeddedResource`` ...), a ``Message``, or a list of these.
+A parameter of type ``Context`` is not an argument: it gets the request's Context (to ask the
+client for input, as a tool does).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from ._portal import run_sync
 from .completion import Completer, completers, run_completer
 from .config import redact
 from .content import Content, Message
-from .errors import ConfigError, InvalidArguments, ToolError
+from .context import Context
+from .errors import CapabilityMissing, ConfigError, InvalidArguments, ToolError
 
 __all__ = ["Prompt"]
 
@@ -44,7 +47,7 @@ class Prompt:
         description: str | None = None,
         complete: Mapping[str, Any] | None = None,
     ) -> None:
-        from .tools import _split_docstring  # one docstring reader for tools and prompts
+        from .tools import _is_context, _split_docstring  # one reader for tools and prompts
 
         self.fn = fn
         self.name = name or fn.__name__
@@ -57,7 +60,11 @@ class Prompt:
         hints = typing.get_type_hints(fn)
         self.arguments: list[dict[str, Any]] = []
         self._required: set[str] = set()
+        self.context_param: str | None = None
         for param in inspect.signature(fn).parameters.values():
+            if _is_context(hints.get(param.name)) and self.context_param is None:
+                self.context_param = param.name
+                continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
                 raise ConfigError(f"prompt {self.name!r}: parameter {param.name!r} must be a named parameter")
             if not _is_str(hints.get(param.name, param.empty)):
@@ -114,17 +121,21 @@ class Prompt:
     def complete(self, argument: str, value: Any, arguments: Any) -> dict[str, Any]:
         return run_completer(f"prompt {self.name!r}", self.completers.get(argument), value, arguments)
 
-    def render(self, arguments: Any) -> dict[str, Any]:
+    def render(self, arguments: Any, *, context: Context | None = None) -> dict[str, Any]:
         """The prompts/get result (the function runs here, in this thread)."""
-        args = self.validate(arguments)
+        args = self._with_context(self.validate(arguments), context)
         try:
             value = run_sync(self.fn(**args)) if self.is_async else self.fn(**args)
+        except CapabilityMissing:
+            raise
         except Exception as exc:
             raise self._failure(exc) from exc
         return self.result(value)
 
-    async def arender(self, arguments: Any, *, thread_sync: bool = True) -> dict[str, Any]:
-        args = self.validate(arguments)
+    async def arender(
+        self, arguments: Any, *, thread_sync: bool = True, context: Context | None = None
+    ) -> dict[str, Any]:
+        args = self._with_context(self.validate(arguments), context)
         try:
             if self.is_async:
                 value = await self.fn(**args)
@@ -132,9 +143,14 @@ class Prompt:
                 value = await anyio.to_thread.run_sync(lambda: self.fn(**args))
             else:
                 value = self.fn(**args)
+        except CapabilityMissing:
+            raise
         except Exception as exc:
             raise self._failure(exc) from exc
         return self.result(value)
+
+    def _with_context(self, args: dict[str, str], context: Context | None) -> dict[str, Any]:
+        return args if self.context_param is None else {**args, self.context_param: context or Context()}
 
     def result(self, value: Any) -> dict[str, Any]:
         items = value if isinstance(value, (list, tuple)) else [value]

@@ -38,6 +38,7 @@ from . import param_headers, protocol, task_runner, tracing
 from .config import Settings, get_settings, redact
 from .context import Context, check_level
 from .errors import (
+    CapabilityMissing,
     DevenvError,
     InvalidArguments,
     PromptNotFound,
@@ -47,6 +48,7 @@ from .errors import (
     ToolNotFound,
 )
 from .metrics import ServiceMetrics
+from .mrtr import InputRequired, InvalidInput, MultiRoundChannel, StateSealer
 from .security import Guard, rate_limiter
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore, declares_extension
@@ -161,6 +163,7 @@ class _Runtime:
             t.name: t.client_capabilities for t in service.tools.values() if t.client_capabilities
         }
         self.server_meta = {protocol.META_SERVER_INFO: {"name": service.name, "version": service.version}}
+        self.sealer = StateSealer(settings.state_key)  # requestState, shared by every replica's key
         self.max_concurrency = settings.max_concurrency
         self.in_flight = 0  # touched on the event loop only
         self.draining = False  # set on SIGTERM (or lifespan shutdown): /ready answers 503
@@ -199,6 +202,12 @@ class _Runtime:
             )
         except InvalidArguments as exc:
             status, error = "invalid_arguments", exc
+            raise
+        except CapabilityMissing as exc:
+            status, error = "invalid_arguments", exc  # the request, not the tool, was wrong
+            raise
+        except InputRequired:
+            status = "input_required"  # the round ended asking the client; the retry is another call
             raise
         except ToolError as exc:
             status, error = ("timeout" if _is_timeout(exc) else "tool_error"), exc
@@ -531,14 +540,17 @@ async def _tools_call_as_task(
         try:
             if not tool.defer_task:
                 return await runtime.tasks.start(tool, params)
+            before = _input_round(runtime, "tools/call", params)  # the call's own multi-round trip
             outcome = await runtime.tasks.start_deferred(
-                tool, params, None, lambda channel: Context(input_channel=channel)
+                tool, params, before, lambda channel: Context(input_channel=channel)
             )
+        except InvalidInput as exc:
+            return _rpc_error(request_id, protocol.INVALID_PARAMS, exc.message, 400)
         except DevenvError as exc:  # the cache backend is out: no task can be made durable
             return _rpc_error(request_id, protocol.INTERNAL_ERROR, f"could not create the task: {exc}")
         if isinstance(outcome, dict):
             return outcome  # the CreateTaskResult: the tool called ctx.start_task()
-        return _finished_call(runtime, tool, request_id, outcome)  # it ended first: an answer like any other
+        return _finished_call(runtime, tool, request_id, outcome, before)  # it ended first: answered as usual
     if tool.task_support == "required":  # a 2025 client: 2026-07-28's checks refused the others already
         return _rpc_error(
             request_id,
@@ -549,10 +561,15 @@ async def _tools_call_as_task(
     return None
 
 
-def _finished_call(runtime: _Runtime, tool: Tool, request_id: Any, run: asyncio.Task[Any]) -> Response | dict[str, Any]:
+def _finished_call(
+    runtime: _Runtime, tool: Tool, request_id: Any, run: asyncio.Task[Any], channel: MultiRoundChannel | None
+) -> Response | dict[str, Any]:
     """The answer to a call that ran to its end in the request, as the plain path gives it."""
     try:
         result = run.result()
+    except (InputRequired, InvalidInput, CapabilityMissing) as exc:  # this round of the multi-round trip
+        message = _round_answer(request_id, exc, channel)
+        return message["result"] if "result" in message else _json(message, 400)
     except (InvalidArguments, ToolError) as exc:
         return protocol.tool_error_result(exc)
     except RequestFailed as exc:
@@ -657,13 +674,15 @@ async def _tools_call_with_context(
 ) -> Response | dict[str, Any]:
     try:
         token, level = _requested_stream(runtime, params)
+        channel = _input_round(runtime, "tools/call", params)
     except ValueError as exc:
         return _rpc_error(request_id, protocol.INVALID_PARAMS, str(exc))
+    except InvalidInput as exc:
+        return _rpc_error(request_id, protocol.INVALID_PARAMS, exc.message, 400)
     arguments = params.get("arguments")
-    if token is None and level is None:  # nobody listens: a plain JSON answer, the Context is silent
-        return await _answer_call(runtime, tool, request_id, arguments, None)
-    if runtime.in_flight >= runtime.max_concurrency:
-        return await _answer_call(runtime, tool, request_id, arguments, None)  # answers the 503 at once
+    if token is None and level is None or runtime.in_flight >= runtime.max_concurrency:
+        # Nobody listens (or the 503 is answered at once): a plain JSON answer.
+        return await _answer_call(runtime, tool, request_id, arguments, Context(input_channel=channel), channel)
     loop = asyncio.get_running_loop()
     loop_thread = threading.get_ident()
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -674,14 +693,14 @@ async def _tools_call_with_context(
         else:
             loop.call_soon_threadsafe(queue.put_nowait, message)
 
-    context = Context(progress_token=token, log_level=level, sink=sink)
+    context = Context(progress_token=token, log_level=level, sink=sink, input_channel=channel)
     modern = _is_modern(params)
     done = object()
 
     async def events() -> AsyncIterator[bytes]:
         async def run() -> None:
             try:
-                answer = await _call_message(runtime, tool, request_id, arguments, context)
+                answer = await _call_message(runtime, tool, request_id, arguments, context, channel)
                 if modern and "result" in answer:  # 2026-07-28 framing: resultType, serverInfo
                     answer["result"] = runtime.complete("tools/call", answer["result"])
             except Exception as exc:  # never a silent end of stream: the client gets an answer
@@ -702,7 +721,12 @@ async def _tools_call_with_context(
 
 
 async def _call_message(
-    runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None
+    runtime: _Runtime,
+    tool: Tool,
+    request_id: Any,
+    arguments: Any,
+    context: Context | None,
+    channel: MultiRoundChannel | None = None,
 ) -> dict[str, Any]:
     """The JSON-RPC answer to one tools/call, as a message (the streamed path's final event)."""
     try:
@@ -713,18 +737,50 @@ async def _call_message(
         return protocol.error_response(request_id, exc.code, exc.message, exc.data)
     except _Overloaded:
         return protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime))
+    except (InputRequired, InvalidInput, CapabilityMissing) as exc:
+        return _round_answer(request_id, exc, channel)
     return protocol.result_response(request_id, tool.call_result(result))
 
 
+def _round_answer(
+    request_id: Any, exc: InputRequired | InvalidInput | CapabilityMissing, channel: MultiRoundChannel | None
+) -> dict[str, Any]:
+    """How a call that asked its client for input ends: the InputRequiredResult of this round, or
+    the error that the client's answers were bad (-32602) or that it lacks the capability (-32021)."""
+    if isinstance(exc, InputRequired) and channel is not None:
+        return protocol.result_response(request_id, channel.result())
+    if isinstance(exc, CapabilityMissing):
+        data = {"requiredCapabilities": {exc.capability: {}}}
+        return protocol.error_response(request_id, protocol.MISSING_CLIENT_CAPABILITY, str(exc), data)
+    return protocol.error_response(request_id, protocol.INVALID_PARAMS, getattr(exc, "message", str(exc)))
+
+
+def _input_round(runtime: _Runtime, method: str, params: dict[str, Any]) -> MultiRoundChannel | None:
+    """At 2026-07-28, this request's multi-round-trip channel (its inputResponses and requestState
+    checked: ``InvalidInput``); legacy requests have none."""
+    if not _is_modern(params):
+        return None
+    capabilities = params["_meta"][protocol.META_CLIENT_CAPABILITIES]  # checked by _check_modern
+    return MultiRoundChannel.for_request(runtime.sealer, method, params, capabilities)
+
+
 async def _answer_call(
-    runtime: _Runtime, tool: Tool, request_id: Any, arguments: Any, context: Context | None
+    runtime: _Runtime,
+    tool: Tool,
+    request_id: Any,
+    arguments: Any,
+    context: Context | None,
+    channel: MultiRoundChannel | None = None,
 ) -> Response | dict[str, Any]:
-    message = await _call_message(runtime, tool, request_id, arguments, context)
-    if "error" in message:
-        if message["error"]["code"] != _OVERLOADED:
-            return _json(message)  # a tool's RequestFailed
+    message = await _call_message(runtime, tool, request_id, arguments, context, channel)
+    error = message.get("error")
+    if error is None:
+        return message["result"]
+    if error["code"] == _OVERLOADED:
         return _json(message, 503, {"retry-after": _RETRY_AFTER})
-    return message["result"]
+    if error["code"] in (protocol.INVALID_PARAMS, protocol.MISSING_CLIENT_CAPABILITY):
+        return _json(message, 400)  # the request's input was bad, or needs what the client lacks
+    return _json(message)  # a tool's RequestFailed
 
 
 async def _logging_set_level(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
@@ -814,8 +870,14 @@ async def _prompts_list(runtime: _Runtime, request_id: Any, params: dict[str, An
 async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
     if not runtime.service.prompts:
         return _not_offered(request_id, runtime, params, "prompts/get", "prompts")
+    channel = None
     try:
-        result = await runtime.service.aget_prompt(params.get("name"), params.get("arguments"))  # type: ignore[arg-type]
+        channel = _input_round(runtime, "prompts/get", params)
+        context = Context(input_channel=channel)
+        result = await runtime.service.aget_prompt(params.get("name"), params.get("arguments"), context=context)  # type: ignore[arg-type]
+    except (InputRequired, InvalidInput, CapabilityMissing) as exc:
+        answer = _round_answer(request_id, exc, channel)
+        return answer["result"] if "result" in answer else _json(answer, 400)
     except Exception as exc:
         return _surface_error(request_id, exc)
     return result

@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import protocol
-from .context import Context
-from .errors import DevenvError, InvalidArguments, RequestFailed, ServiceUnavailable, ToolError
+from .context import Context, check_input_result
+from .errors import CapabilityMissing, DevenvError, InvalidArguments, RequestFailed, ServiceUnavailable, ToolError
 from .tasks import EXTENSION, TaskStore, declares_extension
 from .tools import Service, Tool
 
@@ -31,8 +31,6 @@ logger = logging.getLogger("devenv.tasks")
 
 TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
 _REQUIRED = {"requiredCapabilities": {"extensions": {EXTENSION: {}}}}
-# The client capability each kind of input request needs.
-_CAPABILITY = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
 _KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 _ANSWER_POLL = 0.2  # seconds between looks for an answer tasks/update left on another replica
 
@@ -91,15 +89,7 @@ class TaskInput:
         return candidate
 
     async def request(self, method: str, params: dict[str, Any], key: str | None = None) -> dict[str, Any]:
-        needed = _CAPABILITY.get(method)
-        if needed is None:
-            raise ValueError(f"{method!r} is not an input request; one of {', '.join(_CAPABILITY)}")
-        if not self.supports(needed):
-            raise RequestFailed(
-                protocol.MISSING_CLIENT_CAPABILITY,
-                f"{method} needs the client capability {needed!r}, which the request did not declare",
-                {"requiredCapabilities": {needed: {}}},
-            )
+        # Context has checked the method and that the client declared what it needs.
         key = self._mint(key, method)
         arrived = self.arrived[key] = asyncio.Event()
         self.pending[key] = {"method": method, "params": params}
@@ -230,6 +220,13 @@ class TaskRunner:
             if exc.data is not None:
                 error["data"] = exc.data
             return {"status": "failed", "error": error, "message": exc.message}
+        except CapabilityMissing as exc:  # asked for input the client did not declare: -32021
+            error = {
+                "code": protocol.MISSING_CLIENT_CAPABILITY,
+                "message": str(exc),
+                "data": {"requiredCapabilities": {exc.capability: {}}},
+            }
+            return {"status": "failed", "error": error, "message": str(exc)}
         except Exception as exc:  # a fault outside the tool: the request failed, not the tool
             logger.exception("task of %s failed outside the tool", tool.name)
             text = f"internal error: {type(exc).__name__}"
@@ -282,7 +279,10 @@ class TaskRunner:
                     protocol.INVALID_PARAMS,
                     f"inputResponses[{key!r}] must be an object (the client's result), got {response!r}",
                 )
-        stored = await self.store.deliver(task_id, responses)
+        try:
+            stored = await self.store.deliver(task_id, responses, check_input_result)
+        except ValueError as exc:  # an answer of the wrong shape for its request
+            raise RequestFailed(protocol.INVALID_PARAMS, str(exc)) from None
         if stored is None:
             raise _unknown(task_id)
         run = self._runs.get(task_id)

@@ -233,12 +233,17 @@ class TaskStore:
 
     # -- the client's writes (tasks/update, tasks/cancel), on any replica -----------------
 
-    async def deliver(self, task_id: str, responses: dict[str, Any]) -> list[str] | None:
+    async def deliver(
+        self, task_id: str, responses: dict[str, Any], check: Callable[[str, Any], str | None] | None = None
+    ) -> list[str] | None:
         """Store the responses to requests still outstanding (others are ignored, as the spec
-        says); the keys stored, or None for an unknown task."""
-        return await self._io(self._deliver, task_id, responses)
+        says); the keys stored, or None for an unknown task. ``check(method, response)`` names
+        what is wrong with a response (then ``ValueError``, nothing stored)."""
+        return await self._io(self._deliver, task_id, responses, check)
 
-    def _deliver(self, task_id: str, responses: dict[str, Any]) -> list[str] | None:
+    def _deliver(
+        self, task_id: str, responses: dict[str, Any], check: Callable[[str, Any], str | None] | None
+    ) -> list[str] | None:
         record = self._record(task_id)
         if record is None:
             return None
@@ -246,6 +251,9 @@ class TaskStore:
         outstanding = orjson.loads(raw).get("inputRequests", {}) if raw else {}
         # An answer is written once: a second response to the same request is ignored too.
         fresh = [k for k in responses if k in outstanding]
+        for k in fresh if check is not None else ():
+            if (wrong := check(outstanding[k]["method"], responses[k])) is not None:
+                raise ValueError(f"inputResponses[{k!r}] {wrong}")
         return [k for k in fresh if self._write(record, "answer:" + k, responses[k], once=True)]
 
     async def cancel(self, task_id: str) -> bool | None:

@@ -34,6 +34,7 @@ from .config import redact
 from .content import content_blocks, is_content_annotation
 from .context import Context
 from .errors import (
+    CapabilityMissing,
     ConfigError,
     DevenvError,
     InvalidArguments,
@@ -333,8 +334,8 @@ class Tool:
                 value = run_sync(self.fn(**kwargs))
             else:
                 value = self.fn(**kwargs)
-        except RequestFailed:
-            raise  # the tool chose to fail the request, not to report a tool error
+        except (CapabilityMissing, RequestFailed):
+            raise  # the caller's to answer (-32021, or the tool's own JSON-RPC error), not a tool failure
         except Exception as exc:
             raise self._failure(exc) from exc
         data = self.serialize(value)
@@ -376,8 +377,8 @@ class Tool:
                 value = await self._invoke_within(kwargs, thread_sync, timeout)
         except TimedOut as exc:
             raise self._timed_out(timeout) from exc  # type: ignore[arg-type]
-        except RequestFailed:
-            raise  # the tool chose to fail the request, not to report a tool error
+        except (CapabilityMissing, RequestFailed):
+            raise
         except Exception as exc:
             raise self._failure(exc) from exc
         data = self.serialize(value)
@@ -745,9 +746,14 @@ class Service:
         return self.get_prompt_spec(name).render(arguments)
 
     async def aget_prompt(
-        self, name: str, arguments: dict[str, str] | None = None, *, thread_sync: bool = True
+        self,
+        name: str,
+        arguments: dict[str, str] | None = None,
+        *,
+        thread_sync: bool = True,
+        context: Context | None = None,
     ) -> dict[str, Any]:
-        return await self.get_prompt_spec(name).arender(arguments, thread_sync=thread_sync)
+        return await self.get_prompt_spec(name).arender(arguments, thread_sync=thread_sync, context=context)
 
     def complete(self, ref: Any, argument: Any, context: Any = None) -> dict[str, Any]:
         """The completion/complete result: ``{"completion": {"values": [...], "total": n, "hasMore": b}}``.

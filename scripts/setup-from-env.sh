@@ -139,21 +139,25 @@ else
   note "no $ENV_FILE; using defaults (copy .env.example to .env to set anything)"
 fi
 
-# -- REDIS_PASSWORD --------------------------------------------------------------------------
+# -- generated secrets: REDIS_PASSWORD, DEVENV_STATE_SECRET ----------------------------------------
+# Unset in .env: made once and kept in k8s/generated/, so a re-run (and every replica) gets the same.
 
-if [[ ! -s "$WORK/env/REDIS_PASSWORD" ]]; then
-  kept="$OUT_DIR/redis-password"
+generate_unless_set() {  # $1: the key, $2: the file it is kept in, $3: random bytes
+  local key="$1" kept="$OUT_DIR/$2"
+  [[ -s "$WORK/env/$key" ]] && return 0
   [[ -L "$kept" ]] && die "$kept is a symlink; refusing to read or write it"
   if [[ -s "$kept" ]]; then
-    tr -d '\n' <"$kept" >"$WORK/env/REDIS_PASSWORD"
+    tr -d '\n' <"$kept" >"$WORK/env/$key"
   else
-    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/env/REDIS_PASSWORD"
-    tmp="$(mktemp "$OUT_DIR/.redis-password.XXXXXX")"
-    cat "$WORK/env/REDIS_PASSWORD" >"$tmp"
+    head -c "$3" /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/env/$key"
+    tmp="$(mktemp "$OUT_DIR/.$2.XXXXXX")"
+    cat "$WORK/env/$key" >"$tmp"
     mv -f "$tmp" "$kept"
-    note "no REDIS_PASSWORD in $ENV_FILE: generated one, kept in $kept"
+    note "no $key in $ENV_FILE: generated one, kept in $kept"
   fi
-fi
+}
+generate_unless_set REDIS_PASSWORD redis-password 24
+generate_unless_set DEVENV_STATE_SECRET state-secret 32   # seals MCP requestState; shared by all replicas
 [[ "$(<"$WORK/env/REDIS_PASSWORD")" =~ ^[A-Za-z0-9._~-]+$ ]] ||
   die "REDIS_PASSWORD may only contain letters, digits and - . _ ~ (it goes into a redis:// URL)"
 

@@ -189,6 +189,98 @@ def json_schema_2020_12_tool(
     return Text(f"contact {name or 'someone'} by {how}")
 
 
+# -- tools: input from the client (2026-07-28: multi-round-trip; each round re-runs the tool) --
+
+NAME_FORM = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+CONFIRM_FORM = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+
+
+def _answer_text(result: dict[str, Any]) -> str:
+    """The text of a sampling result's content (one block or a list)."""
+    content = result["content"]
+    blocks = content if isinstance(content, list) else [content]
+    return " ".join(b.get("text", "") for b in blocks if isinstance(b, dict))
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_elicitation(ctx: Context) -> Text:
+    """Ask the user's name (elicitation, key ``user_name``), then greet them."""
+    answer = await ctx.elicit("What is your name?", NAME_FORM, key="user_name")
+    if answer["action"] != "accept":
+        return Text(f"no name given ({answer['action']})")
+    return Text(f"Hello, {answer.get('content', {}).get('name', 'stranger')}!")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_sampling(ctx: Context) -> Text:
+    """Ask the client's model a question (sampling, key ``capital_question``); answer its reply."""
+    reply = await ctx.sample("What is the capital of France?", max_tokens=100, key="capital_question")
+    return Text(f"The model said: {_answer_text(reply)}")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_list_roots(ctx: Context) -> Text:
+    """Ask for the client's roots (key ``client_roots``); list them."""
+    roots = await ctx.list_roots(key="client_roots")
+    return Text("roots: " + ", ".join(r["uri"] for r in roots))
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_request_state(ctx: Context) -> Text:
+    """Ask for a confirmation; the retry's sealed requestState is checked before it is used."""
+    answer = await ctx.elicit("Proceed?", CONFIRM_FORM, key="confirm")
+    return Text(f"state-ok: confirmation {answer['action']}")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_multiple_inputs(ctx: Context) -> Text:
+    """Ask for a name, a model's greeting and the roots in one round (asyncio.gather)."""
+    name, greeting, roots = await asyncio.gather(
+        ctx.elicit("What is your name?", NAME_FORM, key="user_name"),
+        ctx.sample("Say hello.", max_tokens=50, key="greeting"),
+        ctx.list_roots(key="client_roots"),
+    )
+    who = name.get("content", {}).get("name", "stranger")
+    return Text(f"{who}; {_answer_text(greeting)}; {len(roots)} root(s)")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_multi_round(ctx: Context) -> Text:
+    """Two questions, each in its own round (keys ``step1`` then ``step2``)."""
+    first = await ctx.elicit("Step 1: your name?", NAME_FORM, key="step1")
+    second = await ctx.elicit("Step 2: your favourite colour?", key="step2")
+    return Text(f"step1: {first.get('content')}, step2: {second.get('content')}")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_tampered_state(ctx: Context) -> Text:
+    """Ask for a confirmation; a retry whose requestState was altered is refused with -32602."""
+    answer = await ctx.elicit("Proceed?", CONFIRM_FORM, key="confirm")
+    return Text(f"confirmed: {answer['action']}")
+
+
+@service.tool(read_only=True)
+async def test_input_required_result_capabilities(ctx: Context) -> Text:
+    """Ask only for what the client declared: sampling and/or elicitation."""
+    asks = []
+    if ctx.supports("sampling"):
+        asks.append(ctx.sample("Pick a number.", max_tokens=10, key="sampled"))
+    if ctx.supports("elicitation"):
+        asks.append(ctx.elicit("Pick a number.", key="elicited"))
+    if not asks:
+        return Text("the client declared neither sampling nor elicitation")
+    answers = await asyncio.gather(*asks)
+    return Text(f"{len(answers)} answer(s)")
+
+
+@service.tool(read_only=True)
+async def test_streaming_elicitation(ctx: Context) -> Text:
+    """Ask for a confirmation: at 2026-07-28 the answer is an InputRequiredResult, never a request
+    of the server's own on the response stream."""
+    answer = await ctx.elicit("Confirm to continue", CONFIRM_FORM, key="confirm")
+    return Text(f"confirmation: {answer['action']}")
+
+
 # -- resources ------------------------------------------------------------------------------
 
 
@@ -254,6 +346,14 @@ def test_prompt_with_image() -> list[Message]:
     return [Message("user", Image(RED_PIXEL, "image/png")), Message("user", "Please analyze the image above.")]
 
 
+@service.prompt()
+async def test_input_required_result_prompt(ctx: Context) -> str:
+    """A prompt that first asks the user for context (elicitation, key ``user_context``)."""
+    form = {"type": "object", "properties": {"context": {"type": "string"}}, "required": ["context"]}
+    answer = await ctx.elicit("What should the prompt be about?", form, key="user_context")
+    return f"Write about: {answer.get('content', {}).get('context', 'anything')}"
+
+
 # -- tools: the tasks extension (io.modelcontextprotocol/tasks) -------------------------------
 # A client that declares the extension gets a task to poll for these; others wait for the answer
 # (task_support="optional") or are refused with -32021 (task_support="required").
@@ -302,7 +402,7 @@ async def confirm_delete(filename: str, ctx: Context) -> Text:
     Args:
         filename: the file to delete
     """
-    answer = await ctx.request_input("elicitation/create", _confirm_form(f"Delete {filename}?"))
+    answer = await ctx.elicit(f"Delete {filename}?", _CONFIRM)
     if answer.get("action") == "accept" and (answer.get("content") or {}).get("confirm"):
         return Text(f"deleted {filename}")
     return Text(f"kept {filename}")
@@ -312,37 +412,25 @@ async def confirm_delete(filename: str, ctx: Context) -> Text:
 async def multi_input(ctx: Context) -> Text:
     """Ask two questions at once; answer when both are answered."""
     first, second = await asyncio.gather(
-        ctx.request_input("elicitation/create", _confirm_form("First question: go on?")),
-        ctx.request_input("elicitation/create", _confirm_form("Second question: go on?")),
+        ctx.elicit("First question: go on?", _CONFIRM),
+        ctx.elicit("Second question: go on?", _CONFIRM),
     )
     names = [(a.get("content") or {}).get("name", a.get("action")) for a in (first, second)]
     return Text(f"answers: {', '.join(map(str, names))}")
 
 
-def _confirm_form(message: str) -> dict[str, Any]:
-    return {
-        "mode": "form",
-        "message": message,
-        "requestedSchema": {
-            "type": "object",
-            "properties": {"confirm": {"type": "boolean"}, "name": {"type": "string"}},
-            "required": ["confirm"],
-        },
-    }
+_CONFIRM = {
+    "type": "object",
+    "properties": {"confirm": {"type": "boolean"}, "name": {"type": "string"}},
+    "required": ["confirm"],
+}
 
 
 @service.tool(read_only=True, task_support="required", defer_task=True)
 async def test_tool_with_task(ctx: Context) -> Text:
     """Ask for a name in the call itself (multi-round-trip), then greet as a task."""
-    answer = await ctx.request_input(
-        "elicitation/create",
-        {
-            "mode": "form",
-            "message": "What is your name?",
-            "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
-        },
-        "user_name",
-    )
+    form = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    answer = await ctx.elicit("What is your name?", form, key="user_name")
     await ctx.start_task()  # from here on the client polls
     await asyncio.sleep(0.1)
     return Text(f"Hello, {(answer.get('content') or {}).get('name', 'stranger')}!")

@@ -70,22 +70,7 @@ FIXTURE_PROBES = {
 
 # What the `conformance` service does not pass yet, and why (see README, "Conformance").
 CONFORMANCE_GAPS = {
-    # Multi-round-trip input (InputRequiredResult + sealed requestState) is not built yet.
-    "2026-07-28": {
-        "server-stateless",  # only its test_streaming_elicitation probe (MRTR); checked per check below
-        "input-required-result-basic-elicitation",
-        "input-required-result-basic-sampling",
-        "input-required-result-basic-list-roots",
-        "input-required-result-request-state",
-        "input-required-result-multiple-input-requests",
-        "input-required-result-multi-round",
-        "input-required-result-non-tool-request",
-        "input-required-result-result-type",
-        "input-required-result-tampered-state",
-        "input-required-result-capability-check",
-        # the tasks extension: only composing a multi-round-trip prelude with a task is missing (MRTR)
-        "tasks-mrtr-composition",
-    },
+    "2026-07-28": set(),  # every scenario, the tasks extension's included
     # 2025-11-25 server-to-client requests need a session and a stream back to the client;
     # devenv serves that revision statelessly (one POST, one answer), as it did before.
     "2025-11-25": {

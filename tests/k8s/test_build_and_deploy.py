@@ -105,7 +105,7 @@ def test_kind_order_build_load_config_apply_wait(project, world):
     }
     assert images == {s: f"devenv/{s}:t1" for s in SERVICES}
     secret = yaml.safe_load((project / "k8s" / "generated" / "secret.yaml").read_text())
-    assert set(secret["data"]) == {"REDIS_PASSWORD", "API_TOKEN"}
+    assert set(secret["data"]) == {"REDIS_PASSWORD", "DEVENV_STATE_SECRET", "API_TOKEN"}  # the first two generated
 
 
 def test_registry_pushes_and_deploys_prod(project, world):

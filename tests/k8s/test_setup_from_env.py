@@ -71,7 +71,11 @@ def test_secret_and_configmap_from_env(kubectl, tmp_path, env_file):
     )
     assert (config["kind"], config["metadata"]["name"]) == ("ConfigMap", "devenv-env")
     parsed = dotenv_values(env_file, interpolate=False)  # what the services read locally
-    assert decoded(secret) == {k: parsed[k] for k in ("REDIS_PASSWORD", "API_TOKEN", "DATABASE_URL")}
+    sealing = decoded(secret).pop("DEVENV_STATE_SECRET")
+    assert re.fullmatch(r"[0-9a-f]{64}", sealing), "none in .env: generated"
+    assert {k: v for k, v in decoded(secret).items() if k != "DEVENV_STATE_SECRET"} == {
+        k: parsed[k] for k in ("REDIS_PASSWORD", "API_TOKEN", "DATABASE_URL")
+    }
     assert config["data"] == {k: parsed[k] for k in ("DEVENV_LOG_LEVEL", "INBOX_MIN_SCORE", "GREETING")}
     assert config["data"]["DEVENV_LOG_LEVEL"] == "WARNING", "the last occurrence wins, as in python-dotenv"
     assert "left out" in proc.stderr and "K8S_MODE" in proc.stderr

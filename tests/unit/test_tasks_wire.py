@@ -66,6 +66,13 @@ def task_service() -> Service:
         answer = await ctx.request_input("elicitation/create", {"mode": "form", "message": "name?"})
         return Text(f"later, {answer['content']['name']}")
 
+    @service.tool(task_support="required", defer_task=True)
+    async def ask_then_task(ctx: Context) -> Text:
+        """Ask for a name in the call (multi-round trip), then go on as a task."""
+        answer = await ctx.elicit("name?", {"type": "object", "properties": {"name": {"type": "string"}}}, key="who")
+        await ctx.start_task()
+        return Text(f"task for {answer['content']['name']}")
+
     @service.tool
     def plain_fails_request() -> Text:
         """Not a task tool: RequestFailed answers a JSON-RPC error in the request."""
@@ -281,16 +288,20 @@ def test_a_deferred_task_starts_when_the_tool_says_so_and_takes_input_through_it
     assert created["resultType"] == "task"
     task = wire.wait(created["taskId"], "input_required")
     [key] = task["inputRequests"]
-    wire.result("tasks/update", {"taskId": created["taskId"], "inputResponses": {key: {"content": {"name": "Bo"}}}})
+    wire.result(
+        "tasks/update",
+        {"taskId": created["taskId"], "inputResponses": {key: {"action": "accept", "content": {"name": "Bo"}}}},
+    )
     assert wire.wait(created["taskId"])["result"]["content"][0]["text"] == "later, Bo"
 
 
 def test_a_deferred_tool_that_ends_first_answers_in_the_request(wire, plain):
     result = wire.call("deferred", {"go_long": False})
     assert result["resultType"] == "complete" and result["content"][0]["text"] == "done in the request"
-    # Without the extension ctx.start_task() is a no-op: the tool runs on in the request.
+    # Without the extension ctx.start_task() is a no-op: the tool runs on in the request, and
+    # its ask is the multi-round trip's (here refused: this client declared no elicitation).
     message = plain.rpc("tools/call", {"name": "deferred", "arguments": {"go_long": True}})
-    assert message["result"]["isError"] is True and "no channel back" in message["result"]["content"][0]["text"]
+    assert message["error"]["code"] == -32021
 
 
 def test_defer_task_needs_task_support():
@@ -301,3 +312,29 @@ def test_defer_task_needs_task_support():
 
     with pytest.raises(ConfigError, match="defer_task needs task_support"):
         service.tool(defer_task=True)(job)
+
+
+def test_a_deferred_task_gathers_its_input_by_multi_round_trip_first(wire):
+    first = wire.call("ask_then_task")
+    assert first["resultType"] == "input_required" and "taskId" not in first
+    assert list(first["inputRequests"]) == ["who"]
+    retry = {
+        "name": "ask_then_task",
+        "arguments": {},
+        "inputResponses": {"who": {"action": "accept", "content": {"name": "Cy"}}},
+        "requestState": first["requestState"],
+    }
+    created = wire.result("tools/call", retry)
+    assert created["resultType"] == "task" and not {"requestState", "inputRequests"} & set(created)
+    assert wire.wait(created["taskId"])["result"]["content"][0]["text"] == "task for Cy"
+    tampered = wire.post("tools/call", {**retry, "requestState": first["requestState"][:-4] + "AAAA"})
+    assert tampered.status_code == 400 and tampered.json()["error"]["code"] == -32602
+
+
+def test_an_answer_of_the_wrong_shape_is_32602_and_the_request_stays_open(wire):
+    task_id = wire.call("ask")["taskId"]
+    [key] = wire.wait(task_id, "input_required")["inputRequests"]
+    message = wire.rpc("tasks/update", {"taskId": task_id, "inputResponses": {key: {"action": "maybe"}}})
+    assert message["error"]["code"] == -32602 and key in message["error"]["message"]
+    assert key in wire.get(task_id)["inputRequests"]
+    wire.result("tasks/cancel", {"taskId": task_id})
