@@ -939,6 +939,10 @@ def _rest_status(exc: ToolError) -> int:
     return 500
 
 
+# JSON-RPC errors that blame the request: a tool's RequestFailed with one is 400 on REST, else 500.
+_CALLER_CODES = frozenset({protocol.INVALID_REQUEST, protocol.INVALID_PARAMS, protocol.MISSING_CLIENT_CAPABILITY})
+
+
 def _is_timeout(exc: ToolError) -> bool:
     return isinstance(exc.__cause__, TimedOut)
 
@@ -978,6 +982,11 @@ def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
             return _error_body(exc, 422)
         except ToolError as exc:
             return _error_body(exc, _rest_status(exc))
+        except CapabilityMissing as exc:  # plain JSON has no way back to the caller for input
+            return _error_body(exc, 400)
+        except RequestFailed as exc:
+            body = {"error": {**protocol.error_payload(exc), "code": exc.code}}
+            return _json(body, 400 if exc.code in _CALLER_CODES else 500)
         except _Overloaded:
             body = {"error": {"type": "Overloaded", "message": _overloaded_message(runtime)}}
             return _json(body, 503, {"retry-after": _RETRY_AFTER})

@@ -338,3 +338,16 @@ def test_an_answer_of_the_wrong_shape_is_32602_and_the_request_stays_open(wire):
     assert message["error"]["code"] == -32602 and key in message["error"]["message"]
     assert key in wire.get(task_id)["inputRequests"]
     wire.result("tasks/cancel", {"taskId": task_id})
+
+
+def test_rest_answers_request_failed_and_missing_input_channels_plainly(base_url):
+    failed = httpx.post(f"{base_url}/tools/plain_fails_request", json={})
+    assert failed.status_code == 500
+    assert failed.json()["error"] == {
+        "type": "RequestFailed",
+        "message": "refused in the request (JSON-RPC -32098)",
+        "code": -32098,
+    }
+    asks = httpx.post(f"{base_url}/tools/ask", json={})
+    assert asks.status_code == 400 and asks.json()["error"]["type"] == "CapabilityMissing"
+    assert "no channel back" in asks.json()["error"]["message"]
