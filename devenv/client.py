@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from . import tracing
+from .client_input import ClientInput, ElicitCallback, RootsCallback, SampleCallback
 from .config import get_settings
 from .tools import Registry, Service, default_registry
 from .transports.base import TRACEPARENT, Transport, check_traceparent
@@ -18,7 +19,6 @@ from .transports.inprocess import InProcessTransport
 __all__ = ["TRACEPARENT", "MCPClient"]
 
 ProgressCallback = Callable[[float, float | None, str | None], Any]
-ElicitCallback = Callable[[dict[str, Any]], Any]
 
 Mode = Literal["auto", "inprocess", "http"]
 
@@ -40,10 +40,14 @@ class MCPClient:
     ``auth_token`` or ``DEVENV_AUTH_TOKEN`` / ``DEVENV_AUTH_TOKEN_FILE``.
 
     Per call (or as defaults here): ``on_progress(progress, total, message)`` gets the
-    server's progress notifications; ``on_elicit(params)`` answers a server's request for
-    user input (return the answers as a dict, an ElicitResult, or None to decline); either
-    may be async with ``acall``. ``traceparent`` (else ``TRACEPARENT``'s value, else the
-    active OpenTelemetry span) goes to the server in ``_meta``.
+    server's progress notifications. A tool's requests for input are answered by callbacks,
+    in-process and over HTTP alike, and the client declares exactly the capabilities it has
+    callbacks for: ``on_elicit(params)`` (elicitation: return the answers as a dict, an
+    ElicitResult, or None to decline), ``on_sample(params)`` (sampling/createMessage: a
+    CreateMessageResult dict, or a str for the assistant's text), ``roots=[...]`` or
+    ``on_list_roots()`` (roots/list: ``file://`` URIs or ``{"uri": ...}`` dicts). Callbacks may
+    be async with ``acall``. ``traceparent`` (else ``TRACEPARENT``'s value, else the active
+    OpenTelemetry span) goes to the server in ``_meta``.
     """
 
     def __init__(
@@ -59,6 +63,9 @@ class MCPClient:
         auth_token: str | None = None,
         on_progress: ProgressCallback | None = None,
         on_elicit: ElicitCallback | None = None,
+        on_sample: SampleCallback | None = None,
+        roots: list[Any] | None = None,
+        on_list_roots: RootsCallback | None = None,
     ) -> None:
         if mode not in ("auto", "inprocess", "http"):
             raise ValueError(f"mode must be 'auto', 'inprocess' or 'http', got {mode!r}")
@@ -81,22 +88,36 @@ class MCPClient:
                 transport = InProcessTransport(registry)
         self.transport = transport
         self.mode = "inprocess" if isinstance(transport, InProcessTransport) else "http"
-        self._on_progress, self._on_elicit = on_progress, on_elicit
+        if on_progress is not None and not callable(on_progress):
+            raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
+        self._on_progress = on_progress
+        self._answers = ClientInput(on_elicit=on_elicit, on_sample=on_sample, roots=roots, on_list_roots=on_list_roots)
         self._plain = self._options(None, None, None)  # the common case, built once
+        if hasattr(transport, "session_answers"):
+            transport.session_answers = self._answers  # what a legacy session declares at initialize
         self.transport = tracing.traced_transport(transport, inprocess=self.mode == "inprocess")  # as is when off
 
     def __repr__(self) -> str:
         return f"MCPClient(mode={self.mode!r})"
 
-    def _options(self, on_progress: Any, on_elicit: Any, traceparent: str | None) -> Any:
+    def _options(self, on_progress: Any, answers: ClientInput | None, traceparent: str | None) -> Any:
         from .transports.http import CallOptions  # no httpx behind it: plain dataclasses
 
         if traceparent is not None:
             check_traceparent(traceparent)
-        for name, callback in (("on_progress", on_progress), ("on_elicit", on_elicit)):
-            if callback is not None and not callable(callback):
-                raise TypeError(f"{name} must be callable, got {type(callback).__name__}")
-        return CallOptions(on_progress or self._on_progress, on_elicit or self._on_elicit, traceparent)
+        if on_progress is not None and not callable(on_progress):
+            raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
+        answers = self._answers if answers is None else answers.over(self._answers)
+        return CallOptions(on_progress or self._on_progress, answers, traceparent)
+
+    def _call_options(self, on_progress: Any, inputs: dict[str, Any], traceparent: str | None) -> Any:
+        if on_progress is None and traceparent is None and not any(v is not None for v in inputs.values()):
+            return self._plain
+        answers = ClientInput(**inputs) if any(v is not None for v in inputs.values()) else None
+        return self._options(on_progress, answers, traceparent)
+
+    def _elicit_only(self, on_elicit: Any) -> Any:
+        return self._call_options(None, {"on_elicit": on_elicit}, None)
 
     def call(
         self,
@@ -105,15 +126,18 @@ class MCPClient:
         *,
         on_progress: ProgressCallback | None = None,
         on_elicit: ElicitCallback | None = None,
+        on_sample: SampleCallback | None = None,
+        roots: list[Any] | None = None,
+        on_list_roots: RootsCallback | None = None,
         traceparent: str | None = None,
     ) -> Any:
         """Call ``"service/tool"`` with JSON ``arguments`` and return its JSON result."""
         service, tool = split_uri(uri)
-        options = (
-            self._plain
-            if on_progress is on_elicit is traceparent is None
-            else self._options(on_progress, on_elicit, traceparent)
-        )
+        if on_progress is on_elicit is on_sample is roots is on_list_roots is traceparent is None:
+            options = self._plain  # the common case costs one comparison chain
+        else:
+            inputs = {"on_elicit": on_elicit, "on_sample": on_sample, "roots": roots, "on_list_roots": on_list_roots}
+            options = self._call_options(on_progress, inputs, traceparent)
         return self.transport.call_tool(service, tool, arguments or {}, options)
 
     async def acall(
@@ -123,14 +147,17 @@ class MCPClient:
         *,
         on_progress: ProgressCallback | None = None,
         on_elicit: ElicitCallback | None = None,
+        on_sample: SampleCallback | None = None,
+        roots: list[Any] | None = None,
+        on_list_roots: RootsCallback | None = None,
         traceparent: str | None = None,
     ) -> Any:
         service, tool = split_uri(uri)
-        options = (
-            self._plain
-            if on_progress is on_elicit is traceparent is None
-            else self._options(on_progress, on_elicit, traceparent)
-        )
+        if on_progress is on_elicit is on_sample is roots is on_list_roots is traceparent is None:
+            options = self._plain  # the common case costs one comparison chain
+        else:
+            inputs = {"on_elicit": on_elicit, "on_sample": on_sample, "roots": roots, "on_list_roots": on_list_roots}
+            options = self._call_options(on_progress, inputs, traceparent)
         return await self.transport.acall_tool(service, tool, arguments or {}, options)
 
     def list_tools(self, service: str) -> list[dict[str, Any]]:
@@ -152,13 +179,13 @@ class MCPClient:
     def read_resource(self, service: str, uri: str, *, on_elicit: ElicitCallback | None = None) -> list[dict]:
         """The ``contents`` of resource ``uri`` (each with ``uri`` and ``text`` or ``blob``)."""
         result = self.transport.request(
-            service, "resources/read", {"uri": _text("uri", uri)}, self._options(None, on_elicit, None)
+            service, "resources/read", {"uri": _text("uri", uri)}, self._elicit_only(on_elicit)
         )
         return result.get("contents", [])
 
     async def aread_resource(self, service: str, uri: str, *, on_elicit: ElicitCallback | None = None) -> list[dict]:
         result = await self.transport.arequest(
-            service, "resources/read", {"uri": _text("uri", uri)}, self._options(None, on_elicit, None)
+            service, "resources/read", {"uri": _text("uri", uri)}, self._elicit_only(on_elicit)
         )
         return result.get("contents", [])
 
@@ -179,7 +206,7 @@ class MCPClient:
     ) -> dict[str, Any]:
         """The prompt ``name`` rendered with ``arguments``: ``{"description"?, "messages": [...]}``."""
         params = {"name": _text("name", name), "arguments": arguments or {}}
-        return self.transport.request(service, "prompts/get", params, self._options(None, on_elicit, None))
+        return self.transport.request(service, "prompts/get", params, self._elicit_only(on_elicit))
 
     async def aget_prompt(
         self,
@@ -190,7 +217,7 @@ class MCPClient:
         on_elicit: ElicitCallback | None = None,
     ) -> dict[str, Any]:
         params = {"name": _text("name", name), "arguments": arguments or {}}
-        return await self.transport.arequest(service, "prompts/get", params, self._options(None, on_elicit, None))
+        return await self.transport.arequest(service, "prompts/get", params, self._elicit_only(on_elicit))
 
     def close(self) -> None:
         self.transport.close()

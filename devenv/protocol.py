@@ -11,7 +11,15 @@ from typing import Any
 
 import orjson
 
-from .errors import DevenvError, InvalidArguments, ProtocolError, ServiceNotFound, ToolError, ToolNotFound
+from .errors import (
+    CapabilityMissing,
+    DevenvError,
+    InvalidArguments,
+    ProtocolError,
+    ServiceNotFound,
+    ToolError,
+    ToolNotFound,
+)
 
 __all__ = [
     "ALL_VERSIONS",
@@ -190,6 +198,8 @@ def error_payload(exc: DevenvError) -> dict[str, Any]:
         payload.update(service=exc.service, tool=exc.tool, known=exc.known)
     elif isinstance(exc, ServiceNotFound):
         payload.update(service=exc.service, known=exc.known)
+    elif isinstance(exc, CapabilityMissing):
+        payload.update(method=exc.method, capability=exc.capability)
     return payload
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import importlib
 import inspect
 import logging
+import queue
 import re
 import threading
 import time
@@ -434,8 +436,79 @@ class Tool:
         if self.is_async:
             return await self.fn(**kwargs)
         if thread_sync:
+            if abandon and _on_asyncio():
+                return await _tool_threads.run(self.fn, kwargs)
             return await anyio.to_thread.run_sync(lambda: self.fn(**kwargs), abandon_on_cancel=abandon)
         return self.fn(**kwargs)
+
+
+class _ToolThreads:
+    """Worker threads for sync tools on the server: about half what anyio.to_thread costs a call.
+
+    An idle thread takes the call, else a new one starts; a thread idle for ``linger`` seconds
+    ends. A cancelled call (its timeout, or its client gone) is abandoned: its thread finishes on
+    its own and no one waits for it, so stuck tools never starve the ones that follow. The
+    server's concurrency limit bounds the threads busy with live calls.
+    """
+
+    def __init__(self, linger: float = 10.0) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._linger = linger
+
+    async def run(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            start = self._idle == 0
+            self._idle -= not start
+        self._jobs.put((future, loop, contextvars.copy_context(), fn, kwargs))  # the caller's trace context too
+        if start:
+            threading.Thread(target=self._work, name="devenv-tool", daemon=True).start()
+        return await future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                future, loop, context, fn, kwargs = self._jobs.get(timeout=self._linger)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # else a call counted on this thread: its job is on the way
+                        self._idle -= 1
+                        return
+                continue
+            try:
+                outcome = (True, context.run(fn, **kwargs))
+            except BaseException as exc:  # handed to the caller, whatever it is
+                outcome = (False, exc)
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:
+                pass  # the loop closed while the tool ran: nobody is waiting
+            del future, context, fn, kwargs, outcome
+            with self._lock:
+                self._idle += 1
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if not future.cancelled():  # an abandoned call's late answer goes nowhere
+        ok, value = outcome
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+_tool_threads = _ToolThreads()
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False  # trio (or another anyio backend): anyio's portable hop
+    return True
 
 
 def _schema_validator(tool: str, schema: Any) -> Any:

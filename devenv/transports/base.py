@@ -5,7 +5,7 @@ import sys
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["TRACEPARENT", "Transport", "current_traceparent", "check_traceparent"]
+__all__ = ["TRACEPARENT", "Transport", "check_traceparent", "content_value", "current_traceparent"]
 
 # The W3C trace parent of the work in progress: set by whoever traces it (devenv's tracing or
 # the caller), read by every MCP request made meanwhile and sent in ``_meta`` (and as a header).
@@ -33,6 +33,13 @@ def current_traceparent() -> str | None:
     if not context.is_valid:
         return None
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+def content_value(content: list[Any]) -> Any:
+    """What MCPClient returns for a result of content blocks: one text block is its text, else the list."""
+    if len(content) == 1 and isinstance(content[0], dict) and content[0].get("type") == "text":
+        return content[0].get("text", "")
+    return content
 
 
 class Transport:

@@ -1,10 +1,12 @@
-"""Lean keep-alive HTTP/1.1 POSTs, blocking (``http.client``) and asyncio (a bare ``Protocol``).
+"""Lean keep-alive HTTP/1.1 POSTs, blocking (a bare socket) and asyncio (a bare ``Protocol``).
 
 Why not httpx: MCPClient makes one small POST per call, and httpx's per-request machinery
 (request/response models, header objects, the anyio-based pool) costs more than the round
-trip itself on loopback. This module does only what MCP over HTTP needs: POST to a kept-alive
-connection, read a ``Content-Length`` or chunked body, and hand an event stream to the caller
-piece by piece. See benchmarks/README.md ("Clients") for the figures behind the choice.
+trip itself on loopback; ``http.client`` sends the head and the body in two segments and parses
+headers with the email package. This module does only what MCP over HTTP needs: POST the
+request in one send on a kept-alive connection, read a ``Content-Length`` or chunked body, and
+hand an event stream to the caller piece by piece. Both flavours share the parsing (``_take_head``,
+``_Body``), which does no I/O. See benchmarks/README.md ("Clients") for the figures.
 
 Errors: anything that means "the request may not have reached the server, or no answer came
 back" is raised as ``ConnectionError`` (or ``TimeoutError``); callers decide about retries.
@@ -13,8 +15,6 @@ back" is raised as ``ConnectionError`` (or ``TimeoutError``); callers decide abo
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.client
 import select
 import socket
 import ssl
@@ -73,40 +73,147 @@ def _readable(sock: socket.socket) -> bool:
     return bool(readable)
 
 
+def _request(endpoint: Endpoint, body: bytes, headers: dict[str, str]) -> bytes:
+    """The whole request in one buffer, so it leaves in one send (http.client sends the body apart)."""
+    lines = [f"POST {endpoint.path} HTTP/1.1\r\nhost: {endpoint.host_header}\r\ncontent-length: {len(body)}\r\n"]
+    lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1") + body
+
+
+# -- reading a response, without I/O: both connections feed their buffer to these ----------------
+
+
+def _take_head(buffer: bytearray) -> tuple[int, dict[str, str]] | None:
+    """Status and lower-cased headers off the front of ``buffer``, or None until all have arrived."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = buffer[:end].decode("latin-1").split("\r\n")
+    del buffer[: end + 4]
+    version, _, rest = lines[0].partition(" ")
+    if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+        raise ConnectionError(f"not an HTTP/1.1 response: {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(rest[:3]), headers
+
+
+class _Body:
+    """Where one response body ends: Content-Length, chunked, or the server closing.
+
+    ``take(buffer, closed)`` removes and returns the body bytes available in ``buffer`` (b""
+    when it needs more), and sets ``done`` once the body is complete.
+    """
+
+    __slots__ = ("_chunked", "_left", "_until_close", "done")
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        self._until_close = not self._chunked and "content-length" not in headers
+        self._left: int | None = None if self._chunked or self._until_close else int(headers["content-length"])
+        self.done = self._left == 0
+
+    def take(self, buffer: bytearray, closed: bool) -> bytes:
+        if self._until_close:
+            piece = bytes(buffer)
+            buffer.clear()
+            self.done = closed
+            return piece
+        if not self._chunked:
+            piece = bytes(buffer[: self._left])
+            del buffer[: len(piece)]
+            self._left -= len(piece)  # type: ignore[operator]
+            self.done = self._left == 0
+            return piece
+        while True:
+            if self._left is None:  # at a chunk-size line
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    return b""
+                size = int(bytes(buffer[:end]).split(b";")[0], 16)
+                del buffer[: end + 2]
+                self._left = size if size else -1
+            if self._left == -1:  # the last chunk: trailers up to the blank line
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    return b""
+                del buffer[: end + 2]
+                if end == 0:
+                    self.done = True
+                    return b""
+                continue
+            if len(buffer) < self._left + 2:  # a chunk and its CRLF, whole
+                return b""
+            piece = bytes(buffer[: self._left])
+            del buffer[: self._left + 2]
+            self._left = None
+            if piece:
+                return piece
+
+
 # -- blocking ------------------------------------------------------------------------------------
 
 
+def _connection_error(exc: OSError) -> Exception:
+    if isinstance(exc, TimeoutError):
+        return exc
+    return ConnectionError(f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+
+class _SyncConnection:
+    """One kept-alive socket and what has arrived on it."""
+
+    __slots__ = ("buffer", "closed", "sock")
+
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        try:
+            sock = socket.create_connection((endpoint.host, endpoint.port), timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if endpoint.scheme == "https":
+                sock = _ssl_context().wrap_socket(sock, server_hostname=endpoint.host)
+        except OSError as exc:
+            raise _connection_error(exc) from exc
+        self.sock, self.buffer, self.closed = sock, bytearray(), False
+
+    def more(self) -> None:
+        if self.closed:
+            raise ConnectionError("the server closed the connection")
+        try:
+            data = self.sock.recv(65536)
+        except OSError as exc:
+            raise _connection_error(exc) from exc
+        if not data:
+            self.closed = True
+        self.buffer += data
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
 class SyncPool:
-    """Kept-alive ``http.client`` connections, shared by threads (each connection by one at a time)."""
+    """Kept-alive blocking connections, shared by threads (each connection by one at a time)."""
 
     def __init__(self) -> None:
-        self._idle: dict[Endpoint, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[Endpoint, list[_SyncConnection]] = {}
         self._lock = threading.Lock()
 
-    def _take(self, endpoint: Endpoint, timeout: float) -> http.client.HTTPConnection:
-        conn = None
-        while conn is None:
+    def _take(self, endpoint: Endpoint, timeout: float) -> _SyncConnection:
+        while True:
             with self._lock:
                 idle = self._idle.get(endpoint)
                 conn = idle.pop() if idle else None
             if conn is None:
-                break
-            if conn.sock is None or _readable(conn.sock):
-                conn.close()  # an idle connection with something to read was closed by the server
-                conn = None
-        if conn is None:
-            if endpoint.scheme == "https":
-                conn = http.client.HTTPSConnection(
-                    endpoint.host, endpoint.port, timeout=timeout, context=_ssl_context()
-                )
-            else:
-                conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout)
-        elif conn.sock is not None:
-            conn.sock.settimeout(timeout)
-        conn.timeout = timeout
-        return conn
+                return _SyncConnection(endpoint, timeout)
+            if not _readable(conn.sock):
+                conn.sock.settimeout(timeout)
+                return conn
+            conn.close()  # an idle connection with something to read was closed by the server
 
-    def _give_back(self, endpoint: Endpoint, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, endpoint: Endpoint, conn: _SyncConnection) -> None:
         with self._lock:
             idle = self._idle.setdefault(endpoint, [])
             if len(idle) < _MAX_IDLE:
@@ -114,45 +221,48 @@ class SyncPool:
                 return
         conn.close()
 
-    @contextlib.contextmanager
-    def post(self, endpoint: Endpoint, body: bytes, headers: dict[str, str], timeout: float) -> Iterator[Response]:
-        """``with pool.post(...) as response``: the connection goes back to the pool on exit if fully read."""
+    def post(self, endpoint: Endpoint, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        """Send the POST and read the head. Call ``read()`` or drain ``pieces()``, then ``release()``
+        (the connection goes back to the pool only if its body was read to the end)."""
         conn = self._take(endpoint, timeout)
-        done = False
         try:
             try:
-                conn.request("POST", endpoint.path, body, headers)
-                raw = conn.getresponse()
-            except (http.client.HTTPException, OSError) as exc:
-                if isinstance(exc, TimeoutError):
-                    raise
-                raise ConnectionError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
-            response_headers = {k.lower(): v for k, v in raw.getheaders()}
+                conn.sock.sendall(_request(endpoint, body, headers))
+            except OSError as exc:
+                raise _connection_error(exc) from exc
+            while (head := _take_head(conn.buffer)) is None:
+                conn.more()
+                if conn.closed:
+                    raise ConnectionError("the server closed the connection before answering")
+        except BaseException:
+            conn.close()
+            raise
+        status, response_headers = head
+        framing = _Body(response_headers)
+        keep = response_headers.get("connection", "").lower() != "close" and not framing._until_close
 
-            def read() -> bytes:
-                try:
-                    return raw.read()
-                except (http.client.HTTPException, OSError) as exc:
-                    if isinstance(exc, TimeoutError):
-                        raise
-                    raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        def pieces() -> Iterator[bytes]:
+            while not framing.done:
+                piece = framing.take(conn.buffer, conn.closed)
+                if piece:
+                    yield piece
+                elif not framing.done:
+                    if conn.closed:
+                        raise ConnectionError("the server closed the connection mid-response")
+                    conn.more()
 
-            def pieces() -> Iterator[bytes]:
-                try:
-                    while piece := raw.read1(65536):
-                        yield piece
-                except (http.client.HTTPException, OSError) as exc:
-                    if isinstance(exc, TimeoutError):
-                        raise
-                    raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        def read() -> bytes:
+            return b"".join(pieces())
 
-            yield Response(raw.status, response_headers, read, pieces)
-            done = raw.isclosed() and not raw.will_close
-        finally:
-            if done:
+        def release() -> None:
+            if framing.done and keep and not conn.buffer:
                 self._give_back(endpoint, conn)
             else:
                 conn.close()  # unread body, an error or a server that closes: never reuse
+
+        response = Response(status, response_headers, read, pieces)
+        response.release = release  # type: ignore[attr-defined]
+        return response
 
     def close(self) -> None:
         with self._lock:
@@ -166,12 +276,19 @@ class SyncPool:
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: bytes arrive in ``buffer``; readers wait on ``_more()``."""
+    """One HTTP/1.1 connection: bytes arrive in ``buffer``; readers wait on ``more()``.
+
+    A request's timeout is one timer handle (``arm``): when it fires the waiting reader gets
+    ``TimeoutError`` and the connection is dropped, with none of ``asyncio.timeout``'s
+    per-request cancel-and-uncancel machinery.
+    """
 
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.expired = False
+        self._timer: asyncio.TimerHandle | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -195,70 +312,28 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _more(self) -> None:
+    def arm(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._timer = loop.call_at(loop.time() + timeout, self._expire)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.transport.close()  # type: ignore[union-attr]
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError())
+
+    async def more(self) -> None:
+        if self.expired:
+            raise TimeoutError()
         if self.closed:
             raise ConnectionError("the server closed the connection")
         self._waiter = asyncio.get_running_loop().create_future()
         await self._waiter
-
-    async def _line(self) -> bytes:
-        while (end := self.buffer.find(b"\r\n")) < 0:
-            await self._more()
-        line = bytes(self.buffer[:end])
-        del self.buffer[: end + 2]
-        return line
-
-    async def _exactly(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            await self._more()
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return data
-
-    async def head(self) -> tuple[int, dict[str, str]]:
-        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
-            await self._more()
-        lines = self.buffer[:end].decode("latin-1").split("\r\n")
-        del self.buffer[: end + 4]
-        version, _, rest = lines[0].partition(" ")
-        if not version.startswith("HTTP/1."):
-            raise ConnectionError(f"not an HTTP/1.1 response: {lines[0][:80]!r}")
-        status = int(rest[:3])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return status, headers
-
-    async def body_pieces(self, headers: dict[str, str]) -> AsyncIterator[bytes]:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            while True:
-                size = int((await self._line()).split(b";")[0], 16)
-                if size == 0:
-                    while await self._line():  # trailers up to the blank line
-                        pass
-                    return
-                yield await self._exactly(size)
-                await self._exactly(2)
-        elif "content-length" in headers:
-            left = int(headers["content-length"])
-            while left:
-                if not self.buffer:
-                    await self._more()
-                piece = bytes(self.buffer[:left])
-                del self.buffer[: len(piece)]
-                left -= len(piece)
-                yield piece
-        else:  # read until the server closes
-            while True:
-                if self.buffer:
-                    piece = bytes(self.buffer)
-                    self.buffer.clear()
-                    yield piece
-                if self.closed:
-                    return
-                self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
 
 
 class AsyncPool:
@@ -269,64 +344,74 @@ class AsyncPool:
             weakref.WeakKeyDictionary()
         )
 
-    def _idle(self) -> dict[Endpoint, list[_Connection]]:
-        loop = asyncio.get_running_loop()
+    def _idle(self, loop: asyncio.AbstractEventLoop) -> dict[Endpoint, list[_Connection]]:
         idle = self._loops.get(loop)
         if idle is None:
             idle = self._loops[loop] = {}
         return idle
 
-    async def _take(self, endpoint: Endpoint) -> _Connection:
-        idle = self._idle().get(endpoint)
+    async def _take(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint, timeout: float) -> _Connection:
+        idle = self._idle(loop).get(endpoint)
         while idle:
             conn = idle.pop()
             if not conn.closed and not conn.buffer:
                 return conn
             conn.transport.close()  # type: ignore[union-attr]
-        loop = asyncio.get_running_loop()
         tls = _ssl_context() if endpoint.scheme == "https" else None
         try:
-            _, conn = await loop.create_connection(
-                _Connection, endpoint.host, endpoint.port, ssl=tls, server_hostname=endpoint.host if tls else None
-            )
+            async with asyncio.timeout(timeout):  # only when connecting, which is rare
+                _, conn = await loop.create_connection(
+                    _Connection, endpoint.host, endpoint.port, ssl=tls, server_hostname=endpoint.host if tls else None
+                )
         except OSError as exc:
-            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+            raise _connection_error(exc) from exc
         return conn
 
-    def _give_back(self, endpoint: Endpoint, conn: _Connection) -> None:
-        idle = self._idle().setdefault(endpoint, [])
+    def _give_back(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint, conn: _Connection) -> None:
+        idle = self._idle(loop).setdefault(endpoint, [])
         if len(idle) < _MAX_IDLE and not conn.closed:
             idle.append(conn)
         else:
             conn.transport.close()  # type: ignore[union-attr]
 
-    async def post(self, endpoint: Endpoint, body: bytes, headers: dict[str, str]) -> Response:
-        """Send the POST and read the head. Call ``read()`` or drain ``pieces()``, then ``release()``."""
-        conn = await self._take(endpoint)
-        lines = [f"POST {endpoint.path} HTTP/1.1\r\nhost: {endpoint.host_header}\r\ncontent-length: {len(body)}\r\n"]
-        lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
-        lines.append("\r\n")
-        conn.transport.write("".join(lines).encode("latin-1") + body)  # type: ignore[union-attr]
+    async def post(self, endpoint: Endpoint, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        """Send the POST and read the head. Call ``read()`` or drain ``pieces()``, then ``release()``.
+
+        ``timeout`` bounds everything up to ``release()``: then the reader gets ``TimeoutError``."""
+        loop = asyncio.get_running_loop()
+        conn = await self._take(loop, endpoint, timeout)
+        conn.arm(loop, timeout)
         try:
-            status, response_headers = await conn.head()
+            conn.transport.write(_request(endpoint, body, headers))  # type: ignore[union-attr]
+            while (head := _take_head(conn.buffer)) is None:
+                await conn.more()
         except BaseException:
+            conn.disarm()
             conn.transport.close()  # type: ignore[union-attr]
             raise
-        keep = response_headers.get("connection", "").lower() != "close"
-        finished = False
+        status, response_headers = head
+        framing = _Body(response_headers)
+        keep = response_headers.get("connection", "").lower() != "close" and not framing._until_close
 
         async def pieces() -> AsyncIterator[bytes]:
-            nonlocal finished
-            async for piece in conn.body_pieces(response_headers):
-                yield piece
-            finished = True
+            while not framing.done:
+                piece = framing.take(conn.buffer, conn.closed)
+                if piece:
+                    yield piece
+                elif not framing.done:
+                    await conn.more()
 
         async def read() -> bytes:
-            return b"".join([piece async for piece in pieces()])
+            # Most answers are whole in the buffer already: one slice, no generator.
+            first = framing.take(conn.buffer, conn.closed)
+            if framing.done:
+                return first
+            return first + b"".join([piece async for piece in pieces()])
 
         def release() -> None:
-            if finished and keep:
-                self._give_back(endpoint, conn)
+            conn.disarm()
+            if framing.done and keep and not conn.expired:
+                self._give_back(loop, endpoint, conn)
             else:
                 conn.transport.close()  # type: ignore[union-attr]
 
@@ -337,14 +422,13 @@ class AsyncPool:
     def close(self) -> None:
         loops, self._loops = dict(self._loops), weakref.WeakKeyDictionary()
         for loop, idle in loops.items():
-            for conns in idle.values():
-                for conn in conns:
-                    if loop.is_closed():
-                        continue
-                    if loop.is_running() and loop is not _current_loop():
-                        loop.call_soon_threadsafe(conn.transport.close)  # type: ignore[union-attr]
-                    else:
-                        conn.transport.close()  # type: ignore[union-attr]
+            for conn in (conn for conns in idle.values() for conn in conns):
+                if loop.is_closed():
+                    continue
+                if loop.is_running() and loop is not _current_loop():
+                    loop.call_soon_threadsafe(conn.transport.close)  # type: ignore[union-attr]
+                else:
+                    conn.transport.close()  # type: ignore[union-attr]
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:

@@ -33,13 +33,14 @@ from typing import Any
 import orjson
 
 from .. import protocol
+from ..client_input import NO_INPUT, ClientInput, missing
 from ..config import redact
 from ..discovery import service_url
 from ..errors import DevenvError, InvalidArguments, ProtocolError, ServiceUnavailable, ToolNotFound
 from ..hints import CRASHED_HEADER, first_contact_failure
 from ..tools import WRAPPED_KEY
 from . import h1, mcpheaders
-from .base import Transport, current_traceparent
+from .base import Transport, content_value, current_traceparent
 
 __all__ = ["HTTPTransport"]
 
@@ -57,6 +58,7 @@ _META_CLIENT = "io.modelcontextprotocol/clientInfo"
 CLIENT_INFO = {"name": "devenv", "version": "0.1.0"}
 _RETRYABLE_STATUS = {429, 502, 503, 504}
 _STATUS_TEXT = {429: "rate limited", 502: "bad gateway", 503: "unavailable", 504: "gateway timeout"}
+_MAX_CACHED = 512  # prebuilt header sets per server (one per method and tool)
 _MAX_ROUNDS = 10  # input-required rounds per call before giving up on a server that keeps asking
 
 Era = str  # "auto" | "modern" | "legacy"
@@ -100,6 +102,7 @@ class _Server:
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
     param_headers: dict[str, list[tuple[tuple[str, ...], str]]] = field(default_factory=dict)
     discovered: dict[str, Any] = field(default_factory=dict)
+    headers: dict[tuple[str, str | None], dict[str, str]] = field(default_factory=dict)  # see _build
 
 
 @dataclass
@@ -111,6 +114,8 @@ class _Post:
     timeout: float
     on_progress: Callable[..., Any] | None = None
     progress_token: str | None = None
+    answers: ClientInput = NO_INPUT
+    service: str = ""
 
 
 @dataclass
@@ -134,10 +139,10 @@ class _Reply:
 
 @dataclass
 class CallOptions:
-    """What one call adds: callbacks for progress and elicitation, and a W3C trace parent."""
+    """What one call adds: a progress callback, its answers to input requests, a W3C trace parent."""
 
     on_progress: Callable[..., Any] | None = None
-    on_elicit: Callable[[dict[str, Any]], Any] | None = None
+    answers: ClientInput = NO_INPUT
     traceparent: str | None = None
 
 
@@ -191,6 +196,15 @@ def _progress(op: _Post, message: dict[str, Any]) -> Any:
     return op.on_progress(params.get("progress"), params.get("total"), params.get("message"))
 
 
+def _is_server_request(message: dict[str, Any]) -> bool:
+    return "id" in message and isinstance(message.get("method"), str) and "result" not in message
+
+
+def _check_accepted(op: _Post, status: int) -> None:
+    if status >= 400:
+        raise ProtocolError(f"{op.service}: the server refused the answer to its own request (HTTP {status})")
+
+
 class HTTPTransport(Transport):
     """MCP over HTTP. ``timeout``: the most one call may take, retries included (seconds).
 
@@ -230,6 +244,7 @@ class HTTPTransport(Transport):
         self._sync_pool = h1.SyncPool()
         self._async_pool = h1.AsyncPool()
         self._sleep = asyncio.sleep  # between async retries; a test may record the delays instead
+        self.session_answers: ClientInput = NO_INPUT  # MCPClient sets its default callbacks here
         self._sync_sleep = time.sleep
 
     def __repr__(self) -> str:
@@ -284,15 +299,17 @@ class HTTPTransport(Transport):
             except StopIteration as stop:
                 return stop.value
             value, error = None, None
+            if type(op) is _Ask:  # the caller's own code: what it raises is the caller's, never a retry
+                value = op.callback(op.request)
+                if inspect.isawaitable(value):
+                    value.close()  # type: ignore[attr-defined]  # never awaited: say why instead
+                    raise TypeError("an async input callback needs the async call: use acall / await")
+                continue
             try:
                 if type(op) is _Post:
                     value = self._post_sync(op)
-                elif type(op) is _Sleep:
-                    self._sync_sleep(op.seconds)
                 else:
-                    value = op.callback(op.request)
-                    if inspect.isawaitable(value):
-                        raise TypeError("an async callback needs the async call: use acall / await")
+                    self._sync_sleep(op.seconds)
             except (ConnectionError, TimeoutError) as exc:
                 error = exc
 
@@ -305,35 +322,44 @@ class HTTPTransport(Transport):
             except StopIteration as stop:
                 return stop.value
             value, error = None, None
+            if type(op) is _Ask:
+                value = op.callback(op.request)
+                if inspect.isawaitable(value):
+                    value = await value
+                continue
             try:
                 if type(op) is _Post:
-                    async with asyncio.timeout(op.timeout):
-                        value = await self._post_async(op)
-                elif type(op) is _Sleep:
-                    await self._sleep(op.seconds)
+                    value = await self._post_async(op)  # the pool times it out: one timer, no cancel scope
                 else:
-                    value = op.callback(op.request)
-                    if inspect.isawaitable(value):
-                        value = await value
+                    await self._sleep(op.seconds)
             except (ConnectionError, TimeoutError) as exc:
                 error = exc
 
     def _post_sync(self, op: _Post) -> _Reply:
-        with self._sync_pool.post(op.endpoint, op.body, op.headers, op.timeout) as response:
+        response = self._sync_pool.post(op.endpoint, op.body, op.headers, op.timeout)
+        try:
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 decoder = _SSE()
                 for piece in response.pieces():
                     for message in decoder.feed(piece):
                         if message.get("id") == op.request_id and ("result" in message or "error" in message):
                             return _Reply(response.status, response.headers, message)
-                        if inspect.isawaitable(_progress(op, message)):
+                        if _is_server_request(message):
+                            answer = op.answers.answer(message["method"], message.get("params") or {}, op.service)
+                            if inspect.isawaitable(answer):
+                                answer.close()  # type: ignore[attr-defined]
+                                raise TypeError("an async input callback needs the async call: use acall / await")
+                            self._respond_sync(op, message["id"], answer)
+                        elif inspect.isawaitable(_progress(op, message)):
                             raise TypeError("an async on_progress needs the async call: use acall / await")
                 return _Reply(response.status, response.headers, None, b"(an event stream without a response)")
             data = response.read()
             return _Reply(response.status, response.headers, _json_message(data) if data else None, data)
+        finally:
+            response.release()
 
     async def _post_async(self, op: _Post) -> _Reply:
-        response = await self._async_pool.post(op.endpoint, op.body, op.headers)
+        response = await self._async_pool.post(op.endpoint, op.body, op.headers, op.timeout)
         try:
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 decoder = _SSE()
@@ -341,6 +367,12 @@ class HTTPTransport(Transport):
                     for message in decoder.feed(piece):
                         if message.get("id") == op.request_id and ("result" in message or "error" in message):
                             return _Reply(response.status, response.headers, message)
+                        if _is_server_request(message):
+                            answer = op.answers.answer(message["method"], message.get("params") or {}, op.service)
+                            if inspect.isawaitable(answer):
+                                answer = await answer
+                            await self._respond_async(op, message["id"], answer)
+                            continue
                         pending = _progress(op, message)
                         if inspect.isawaitable(pending):
                             await pending
@@ -349,6 +381,26 @@ class HTTPTransport(Transport):
             return _Reply(response.status, response.headers, _json_message(data) if data else None, data)
         finally:
             response.release()
+
+    # -- legacy eras: a server-to-client request on the call's stream, answered by a POST ------
+
+    def _respond_sync(self, op: _Post, request_id: Any, result: dict[str, Any]) -> None:
+        body = protocol.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+        response = self._sync_pool.post(op.endpoint, body, op.headers, op.timeout)
+        try:
+            response.read()
+        finally:
+            response.release()
+        _check_accepted(op, response.status)
+
+    async def _respond_async(self, op: _Post, request_id: Any, result: dict[str, Any]) -> None:
+        body = protocol.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+        response = await self._async_pool.post(op.endpoint, body, op.headers, op.timeout)
+        try:
+            await response.read()
+        finally:
+            response.release()
+        _check_accepted(op, response.status)
 
     # -- one request, retried ----------------------------------------------------------------
 
@@ -363,31 +415,29 @@ class HTTPTransport(Transport):
         progress_token: str | None,
         arguments: dict[str, Any] | None = None,
     ) -> tuple[bytes, dict[str, str]]:
-        headers = dict(self._headers)
         traceparent = options.traceparent or current_traceparent()
-        meta: dict[str, Any] = {}
+        meta: dict[str, Any]
         if server.era == "modern":
-            capabilities = {"elicitation": {"form": {}}} if options.on_elicit else {}
-            meta = {_META_VERSION: server.version, _META_CLIENT: CLIENT_INFO, _META_CAPABILITIES: capabilities}
-            headers["mcp-protocol-version"] = server.version
-            headers["mcp-method"] = method
-            if name is not None:
-                headers["mcp-name"] = mcpheaders.encode(name)
+            # The headers and _meta of a plain call are the same every time: built once per
+            # server, then shared (copied only when a call adds to them).
+            headers = server.headers.get((method, name)) or self._modern_headers(server, method, name)
+            meta = options.answers.metas.get(server.version) or self._modern_meta(server.version, options.answers)
             if arguments is not None and name in server.param_headers:
                 try:
-                    headers.update(mcpheaders.param_headers(server.param_headers[name], arguments))
+                    headers = {**headers, **mcpheaders.param_headers(server.param_headers[name], arguments)}
                 except ValueError as exc:
                     raise _Unencodable(str(exc)) from None
         else:
+            headers, meta = dict(self._headers), {}
             if method != "initialize":
                 headers["mcp-protocol-version"] = server.version
             if server.session_id:
                 headers["mcp-session-id"] = server.session_id
         if traceparent:
-            meta["traceparent"] = traceparent
-            headers["traceparent"] = traceparent
+            meta = {**meta, "traceparent": traceparent}
+            headers = {**headers, "traceparent": traceparent}
         if progress_token is not None:
-            meta["progressToken"] = progress_token
+            meta = {**meta, "progressToken": progress_token}
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if request_id is not None:
             message["id"] = request_id
@@ -397,6 +447,20 @@ class HTTPTransport(Transport):
             return protocol.dumps(message), headers
         except TypeError as exc:
             raise _Unencodable(str(exc)) from None
+
+    def _modern_headers(self, server: _Server, method: str, name: str | None) -> dict[str, str]:
+        headers = {**self._headers, "mcp-protocol-version": server.version, "mcp-method": method}
+        if name is not None:
+            headers["mcp-name"] = mcpheaders.encode(name)
+        if len(server.headers) < _MAX_CACHED:
+            server.headers[(method, name)] = headers
+        return headers
+
+    @staticmethod
+    def _modern_meta(version: str, answers: ClientInput) -> dict[str, Any]:
+        meta = {_META_VERSION: version, _META_CLIENT: CLIENT_INFO, _META_CAPABILITIES: answers.capabilities}
+        answers.metas[version] = meta  # kept with the callbacks it declares: the client's defaults live long
+        return meta
 
     def _send(
         self,
@@ -419,7 +483,17 @@ class HTTPTransport(Transport):
             request_id = None if notification else next(self._ids)
             token = f"devenv-{request_id}" if options.on_progress and request_id is not None else None
             body, headers = self._build(server, method, params, request_id, name, options, token, arguments)
-            post = _Post(server.endpoint, body, headers, request_id or 0, remaining, options.on_progress, token)
+            post = _Post(
+                server.endpoint,
+                body,
+                headers,
+                request_id or 0,
+                remaining,
+                options.on_progress,
+                token,
+                options.answers,
+                server.service,
+            )
             retry_after = None
             try:
                 reply = yield post
@@ -522,7 +596,9 @@ class HTTPTransport(Transport):
     ) -> Generator[Any, Any, None]:
         server.era, server.session_id = "legacy", None
         server.version = (versions or LEGACY_VERSIONS)[0]
-        params = {"protocolVersion": server.version, "capabilities": {}, "clientInfo": CLIENT_INFO}
+        # A legacy session declares its capabilities once, at initialize: the client's defaults.
+        capabilities = self.session_answers.capabilities
+        params = {"protocolVersion": server.version, "capabilities": capabilities, "clientInfo": CLIENT_INFO}
         reply = yield from self._send(server, "initialize", params, deadline, retry=True)
         message = self._message(server, reply)
         if "error" in message:
@@ -641,21 +717,12 @@ class HTTPTransport(Transport):
 
     @staticmethod
     def _answerer(server: _Server, request: Any, options: CallOptions) -> Callable[[dict[str, Any]], Any]:
-        method = request.get("method") if isinstance(request, dict) else None
-        if method == "elicitation/create" and options.on_elicit is not None:
-            on_elicit = options.on_elicit
-
-            def answer(request: dict[str, Any]) -> Any:
-                reply = on_elicit(request.get("params") or {})
-                if inspect.isawaitable(reply):
-                    return _elicit_result_later(reply)
-                return _elicit_result(reply)
-
-            return answer
-        raise ProtocolError(
-            f"{server.service}: the server asked for {method!r}, which this call cannot answer"
-            + (" (pass on_elicit= to answer elicitation)" if method == "elicitation/create" else "")
-        )
+        """The call's answer to one inputRequests entry (what ``_Ask`` runs: a callback may be async)."""
+        if not isinstance(request, dict):
+            raise ProtocolError(f"{server.service}: an inputRequests entry is not an object: {request!r}")
+        method, params = request.get("method"), request.get("params")
+        answers = options.answers
+        return lambda request: answers.answer(method, params if isinstance(params, dict) else {}, server.service)
 
     def _call_tool(
         self, service: str, tool: str, arguments: dict[str, Any], options: CallOptions
@@ -685,31 +752,18 @@ class HTTPTransport(Transport):
         structured = result.get("structuredContent")
         if structured is not None:
             return _unwrap(definition, structured)
-        content = result.get("content", [])
-        if len(content) == 1 and content[0].get("type") == "text":
-            return content[0]["text"]
-        return content
+        return content_value(result.get("content", []))
 
     @staticmethod
     def _rpc_error(service: str, tool: str, error: dict[str, Any]) -> DevenvError:
         code, message, data = error.get("code"), error.get("message", ""), error.get("data")
+        if code == MISSING_CAPABILITY:  # the server wanted input this call gave no callback for
+            required = (data or {}).get("requiredCapabilities") if isinstance(data, dict) else None
+            capability = next(iter(required), "") if isinstance(required, dict) and required else ""
+            if capability in ("elicitation", "sampling", "roots"):
+                return missing(capability, f"{service}: {message}")
         if code == protocol.INVALID_PARAMS and isinstance(data, dict) and data.get("type") in ("ToolNotFound",):
             return protocol.error_from_payload(data, service=service, tool=tool)
         if code == protocol.INVALID_PARAMS and tool and "unknown tool" in message.lower():
             return ToolNotFound(service, tool)
         return ProtocolError(f"{service}: {message}", code, data)
-
-
-def _elicit_result(reply: Any) -> dict[str, Any]:
-    """``on_elicit`` may return an ElicitResult, the content alone (accept), or None (decline)."""
-    if reply is None:
-        return {"action": "decline"}
-    if isinstance(reply, dict) and reply.get("action") in ("accept", "decline", "cancel"):
-        return reply
-    if isinstance(reply, dict):
-        return {"action": "accept", "content": reply}
-    raise TypeError(f"on_elicit must return a dict (the answers), an ElicitResult or None, got {type(reply).__name__}")
-
-
-async def _elicit_result_later(reply: Any) -> dict[str, Any]:
-    return _elicit_result(await reply)

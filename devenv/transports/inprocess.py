@@ -6,8 +6,9 @@ from typing import Any
 
 import orjson
 
+from ..client_input import InputCallbackChannel, missing
 from ..context import Context
-from ..errors import InvalidArguments
+from ..errors import CapabilityMissing, InvalidArguments
 from ..tools import Registry
 from .base import Transport
 
@@ -22,17 +23,27 @@ def _as_json(tool: str, arguments: Any) -> Any:
         raise InvalidArguments(tool, [{"field": "", "message": str(exc), "type": "json_type"}]) from None
 
 
-def _progress_context(options: Any) -> Context | None:
+def _call_context(options: Any, *, sync: bool) -> tuple[Context, InputCallbackChannel | None]:
+    """The Context of a tool that declares one: MCPClient's progress callback and input answers."""
     on_progress = getattr(options, "on_progress", None)
-    if on_progress is None:
-        return None
+    answers = getattr(options, "answers", None)
+    channel = None if answers is None else answers.channel(sync=sync)
+    sink = None
+    if on_progress is not None:
 
-    def sink(message: dict[str, Any]) -> None:
-        if message.get("method") == "notifications/progress":
-            params = message["params"]
-            on_progress(params.get("progress"), params.get("total"), params.get("message"))
+        def sink(message: dict[str, Any]) -> None:
+            if message.get("method") == "notifications/progress":
+                params = message["params"]
+                on_progress(params.get("progress"), params.get("total"), params.get("message"))
 
-    return Context(progress_token="in-process", sink=sink)
+    token = "in-process" if on_progress is not None else None
+    return Context(progress_token=token, sink=sink, input_channel=channel), channel
+
+
+def _caller_failure(channel: InputCallbackChannel | None) -> None:
+    # A callback that failed fails the call, as over HTTP, whatever the tool did with the error.
+    if channel is not None and channel.failure is not None:
+        raise channel.failure
 
 
 class InProcessTransport(Transport):
@@ -43,17 +54,33 @@ class InProcessTransport(Transport):
         self, service: str, tool: str, arguments: dict[str, Any], options: Any = None, *, context: Context | None = None
     ) -> Any:
         """``context`` (a ``Context`` with a sink) receives the tool's progress and log messages;
-        without one, ``options.on_progress`` (MCPClient's callback) gets the progress."""
-        context = context or _progress_context(options)
-        return self.registry.get(service).get_tool(tool).run(_as_json(tool, arguments), context=context)
+        without one, MCPClient's ``options`` give the tool's Context its progress callback and
+        the answers to its input requests."""
+        found = self.registry.get(service).get_tool(tool)
+        channel = None
+        if context is None and found.context_param is not None:
+            context, channel = _call_context(options, sync=True)
+        try:
+            return found.run(_as_json(tool, arguments), context=context)
+        except CapabilityMissing as exc:
+            raise missing(exc.capability) from None  # as over HTTP: name the callback to pass
+        finally:
+            _caller_failure(channel)
 
     async def acall_tool(
         self, service: str, tool: str, arguments: dict[str, Any], options: Any = None, *, context: Context | None = None
     ) -> Any:
-        context = context or _progress_context(options)
         # Sync tools run inline, as a direct call would; the server is what moves them to threads.
         found = self.registry.get(service).get_tool(tool)
-        return await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
+        channel = None
+        if context is None and found.context_param is not None:
+            context, channel = _call_context(options, sync=False)
+        try:
+            return await found.arun(_as_json(tool, arguments), thread_sync=False, context=context)
+        except CapabilityMissing as exc:
+            raise missing(exc.capability) from None
+        finally:
+            _caller_failure(channel)
 
     def list_tools(self, service: str) -> list[dict[str, Any]]:
         return [t.definition() for t in self.registry.get(service).tools.values()]
@@ -102,9 +129,26 @@ class InProcessTransport(Transport):
     def request(self, service: str, method: str, params: dict[str, Any], options: Any = None) -> dict[str, Any]:
         if method == "resources/read":
             return self.read_resource(service, params["uri"])
-        return self.get_prompt(service, params["name"], params.get("arguments"))
+        # A prompt may ask for input too: it gets the call's answers, as a tool does.
+        prompt = self.registry.get(service).get_prompt_spec(params["name"])
+        arguments = _as_json(params["name"], params.get("arguments"))
+        context, channel = _call_context(options, sync=True) if prompt.context_param else (None, None)
+        try:
+            return prompt.render(arguments, context=context)
+        except CapabilityMissing as exc:
+            raise missing(exc.capability) from None
+        finally:
+            _caller_failure(channel)
 
     async def arequest(self, service: str, method: str, params: dict[str, Any], options: Any = None) -> dict[str, Any]:
         if method == "resources/read":
             return await self.aread_resource(service, params["uri"])
-        return await self.aget_prompt(service, params["name"], params.get("arguments"))
+        prompt = self.registry.get(service).get_prompt_spec(params["name"])
+        arguments = _as_json(params["name"], params.get("arguments"))
+        context, channel = _call_context(options, sync=False) if prompt.context_param else (None, None)
+        try:
+            return await prompt.arender(arguments, thread_sync=False, context=context)
+        except CapabilityMissing as exc:
+            raise missing(exc.capability) from None
+        finally:
+            _caller_failure(channel)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from mcp import Client, MCPError, types
 
-from devenv import create_app
+from devenv import CapabilityMissing, create_app
 from devenv.testing import free_port, serve_in_thread
 from services.conformance.service import service
 
@@ -197,3 +197,26 @@ def test_a_retry_may_land_on_another_replica_that_shares_the_secret(tmp_path):
         for proc, _ in procs:
             proc.terminate()
             proc.wait(10)
+
+
+# -- callers that cannot answer: the same error in every mode ------------------------------------
+
+
+def test_plain_json_callers_are_told_the_tool_needs_mcp(mcp_url):
+    response = httpx.post(mcp_url.removesuffix("/mcp") + "/tools/test_input_required_result_elicitation", json={})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "CapabilityMissing" and error["capability"] == "elicitation", error
+
+
+def test_mcpclient_without_a_way_to_answer_raises_capability_missing_in_every_mode(mcp_url):
+    from devenv import MCPClient
+    from devenv.transports.http import HTTPTransport
+
+    uri = "conformance/test_input_required_result_sampling"
+    with pytest.raises(CapabilityMissing) as in_process:
+        MCPClient(services=[service]).call(uri, {})
+    with MCPClient(transport=HTTPTransport(resolve=lambda s: mcp_url.removesuffix("/mcp"))) as remote:
+        with pytest.raises(CapabilityMissing) as over_http:
+            remote.call(uri, {})
+    assert in_process.value.capability == over_http.value.capability == "sampling"

@@ -10,7 +10,7 @@ import pytest
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from pydantic import BaseModel
 
-from devenv import MCPClient, ProtocolError, create_app
+from devenv import CapabilityMissing, MCPClient, create_app
 from devenv.transports.base import TRACEPARENT
 from devenv.transports.http import HTTPTransport
 from tests.conftest import serve_in_thread
@@ -171,7 +171,7 @@ def test_elicitation_is_answered_by_the_callback(client, served):
 
 
 def test_elicitation_without_a_callback_is_a_clear_error(client):
-    with pytest.raises(ProtocolError):
+    with pytest.raises(CapabilityMissing, match="pass on_elicit="):
         client.call("modern/greet", {})
 
 
