@@ -77,13 +77,9 @@ CMD exec devenv serve $SERVICE --host 0.0.0.0 --port 8080
 
 # -- dev: the source in /app (ahead of the installed copy on sys.path) and --reload, for live update
 # (Tilt's live_update syncs ./devenv and ./services into /app; the reloader sees the change).
+# No pip here either: a change to pyproject.toml rebuilds the image (Tilt's fall_back_on), so
+# nothing is ever installed into a running container; only /app belongs to the app user.
 FROM runtime AS dev
-# Tilt re-installs dependencies in place when pyproject.toml changes: the dev venv gets pip and
-# belongs to the app user (the runtime image keeps neither).
-USER root
-RUN /opt/venv/bin/python -m ensurepip --default-pip >/dev/null \
- && chown -R 1001:1001 /opt/venv
-USER 1001:1001
 COPY --chown=1001:1001 devenv /app/devenv
 COPY --chown=1001:1001 services /app/services
 ENV PYTHONPATH=/app

@@ -98,6 +98,22 @@ def read_secret(key: str, environ: Mapping[str, str] | None = None) -> str | Non
     return value
 
 
+def _mounted_token_path(environ: Mapping[str, str]) -> str:
+    """``$DEVENV_SECRETS_DIR/DEVENV_AUTH_TOKEN`` when the Secret holds a token, else "".
+
+    The generated manifests mount every service's secrets there, the token as an optional key:
+    no file means the Secret holds no token (auth off, as with no DEVENV_AUTH_TOKEN in .env). The
+    folder itself must exist, so a wrong DEVENV_SECRETS_DIR is an error, not auth silently off.
+    """
+    folder = environ.get("DEVENV_SECRETS_DIR", "").strip()
+    if not folder:
+        return ""
+    if not os.path.isdir(folder):
+        raise ConfigError(f"DEVENV_SECRETS_DIR={folder!r} is not a directory (the folder of mounted secrets)")
+    path = os.path.join(folder, "DEVENV_AUTH_TOKEN")
+    return path if os.path.exists(path) else ""
+
+
 def _state_key(environ: Mapping[str, str]) -> bytes | None:
     key = read_secret("DEVENV_STATE_SECRET", environ)
     if key is not None and len(key) < 16:
@@ -106,22 +122,27 @@ def _state_key(environ: Mapping[str, str]) -> bytes | None:
 
 
 def _auth_token(environ: Mapping[str, str]) -> str | None:
-    """``DEVENV_AUTH_TOKEN``, else the first line of ``DEVENV_AUTH_TOKEN_FILE`` (a mounted Secret)."""
+    """``DEVENV_AUTH_TOKEN``, else the first line of ``DEVENV_AUTH_TOKEN_FILE`` (a mounted Secret),
+    else ``$DEVENV_SECRETS_DIR/DEVENV_AUTH_TOKEN`` if the Secret holds one."""
     token = environ.get("DEVENV_AUTH_TOKEN", "").strip()
     path = environ.get("DEVENV_AUTH_TOKEN_FILE", "").strip()
+    label = f"DEVENV_AUTH_TOKEN_FILE={path!r}"
+    if not token and not path:
+        path = _mounted_token_path(environ)
+        label = f"the mounted token {path!r} (DEVENV_SECRETS_DIR)"
     if not token and path:
         try:
             with open(path, encoding="utf-8") as f:
                 token = f.read().strip()
         except (OSError, UnicodeDecodeError) as exc:
             # Name the file, never its content.
-            raise ConfigError(f"DEVENV_AUTH_TOKEN_FILE={path!r} cannot be read: {type(exc).__name__}") from None
+            raise ConfigError(f"{label} cannot be read: {type(exc).__name__}") from None
         if not token:
-            raise ConfigError(f"DEVENV_AUTH_TOKEN_FILE={path!r} is empty")
+            raise ConfigError(f"{label} is empty")
         register_secret(token)  # not in the environment, so redaction must be told about it
     if not token:
         return None
-    source = "DEVENV_AUTH_TOKEN" if environ.get("DEVENV_AUTH_TOKEN", "").strip() else "DEVENV_AUTH_TOKEN_FILE"
+    source = "DEVENV_AUTH_TOKEN" if environ.get("DEVENV_AUTH_TOKEN", "").strip() else label
     if len(token) < MIN_TOKEN_LEN or any(c.isspace() for c in token) or not token.isprintable():
         raise ConfigError(
             f"the token in {source} must be at least {MIN_TOKEN_LEN} printable characters without spaces"

@@ -975,22 +975,8 @@ def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
     required = any(f.is_required() for f in tool.input_model.model_fields.values())
 
     async def endpoint(arguments: Any = Body(... if required else None)) -> Response:
-        payload = {} if arguments is None else arguments.model_dump(mode="json")
-        try:
-            result = await runtime.call(tool, payload, "rest")
-        except InvalidArguments as exc:
-            return _error_body(exc, 422)
-        except ToolError as exc:
-            return _error_body(exc, _rest_status(exc))
-        except CapabilityMissing as exc:  # plain JSON has no way back to the caller: use /mcp
-            return _error_body(exc, 400)
-        except RequestFailed as exc:
-            body = {"error": {**protocol.error_payload(exc), "code": exc.code}}
-            return _json(body, 400 if exc.code in _CALLER_CODES else 500)
-        except _Overloaded:
-            body = {"error": {"type": "Overloaded", "message": _overloaded_message(runtime)}}
-            return _json(body, 503, {"retry-after": _RETRY_AFTER})
-        return _json(result)
+        # Served here only while a user's middleware is in the stack; else by _rest_asgi.
+        return await _rest_call(runtime, tool, {} if arguments is None else arguments.model_dump(mode="json"))
 
     # FastAPI reads the body model from the annotation; it is only known at run time.
     endpoint.__annotations__["arguments"] = tool.input_model if required else tool.input_model | None
@@ -1018,6 +1004,52 @@ def _rest_route(app: FastAPI, runtime: _Runtime, tool: Tool) -> None:
             504: _error_doc("The tool ran past its timeout"),
         },
     )
+
+
+async def _rest_call(runtime: _Runtime, tool: Tool, payload: Any) -> Response:
+    try:
+        result = await runtime.call(tool, payload, "rest")
+    except InvalidArguments as exc:
+        return _error_body(exc, 422)
+    except ToolError as exc:
+        return _error_body(exc, _rest_status(exc))
+    except CapabilityMissing as exc:  # plain JSON has no way back to the caller: use /mcp
+        return _error_body(exc, 400)
+    except RequestFailed as exc:
+        body = {"error": {**protocol.error_payload(exc), "code": exc.code}}
+        return _json(body, 400 if exc.code in _CALLER_CODES else 500)
+    except _Overloaded:
+        body = {"error": {"type": "Overloaded", "message": _overloaded_message(runtime)}}
+        return _json(body, 503, {"retry-after": _RETRY_AFTER})
+    return _json(result)
+
+
+async def _rest_asgi(runtime: _Runtime, tool: Tool, scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /tools/{name}`` without FastAPI's body model: the runtime validates the arguments
+    anyway, so they are parsed and checked once, as /mcp does."""
+    try:
+        response = await _rest_answer(runtime, tool, Request(scope, receive))
+    except BodyLimit._TooLarge:
+        raise  # BodyLimit, around this, answers the 413
+    except Exception:
+        logger.exception("POST /tools/%s failed outside the tool", tool.name)
+        response = _json({"error": {"type": "InternalServerError", "message": "Internal error"}}, 500)
+    await response(scope, receive, send)
+
+
+async def _rest_answer(runtime: _Runtime, tool: Tool, request: Request) -> Response:
+    content_type = request.headers.get("content-type", _JSON).split(";")[0].strip().lower()
+    body = await request.body()
+    if content_type != _JSON and not content_type.endswith("+json"):
+        problem = (f"the body must be JSON (Content-Type: {_JSON}), not {content_type}", "model_attributes_type")
+    else:
+        try:
+            return await _rest_call(runtime, tool, protocol.loads(body) if body else None)
+        except protocol.JSONDecodeError as exc:
+            problem = (f"JSON decode error: {exc}", "json_invalid")
+    error = InvalidArguments(tool.name, [{"field": "", "message": problem[0], "type": problem[1]}])
+    runtime.record(tool.name, "rest", "invalid_arguments", 0.0, error)
+    return _error_body(error, 422)
 
 
 def _rest_result_schema(tool: Tool) -> dict[str, Any]:
@@ -1181,33 +1213,48 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
 
 
 class _App(FastAPI):
-    """FastAPI, with ``/mcp`` sent straight to its handler through devenv's own middleware.
+    """FastAPI, with ``/mcp`` and each tool's ``POST /tools/{name}`` sent straight to their
+    handlers through devenv's own middleware.
 
-    FastAPI's layers around a route (error and exception middleware, the exit stack, routing)
-    cost about a third of a tool call; ``/mcp`` needs none of them. Once a user adds middleware
-    of their own, every request takes the whole stack again, so theirs always runs.
+    FastAPI's layers around a route (error and exception middleware, the exit stack, routing,
+    its body model) cost about a third of a tool call, and these routes need none of them. Once
+    a user adds middleware of their own, every request takes the whole stack again, so theirs
+    always runs. The routes stay declared for the OpenAPI document.
     """
 
-    _mcp: ASGIApp | None = None
+    _front: ASGIApp | None = None
     _devenv_middleware = 0
 
     def front_mcp(self) -> None:
-        app: ASGIApp = _mcp_asgi
+        app: ASGIApp = self._fast
         for middleware in reversed(self.user_middleware):  # innermost first, as Starlette builds it
             app = middleware.cls(app, *middleware.args, **middleware.kwargs)
-        self._mcp, self._devenv_middleware = app, len(self.user_middleware)
+        self._front, self._devenv_middleware = app, len(self.user_middleware)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
-            and scope["path"] == "/mcp"
-            and self._mcp is not None
+            and self._front is not None
+            and (scope["path"] == "/mcp" or self._rest_tool(scope) is not None)
             and len(self.user_middleware) == self._devenv_middleware
         ):
             scope["app"] = self
-            await self._mcp(scope, receive, send)
+            await self._front(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    def _rest_tool(self, scope: Scope) -> Tool | None:
+        path = scope["path"]
+        if scope["method"] != "POST" or not path.startswith("/tools/"):
+            return None
+        return self.state.service.tools.get(path[7:])  # an unknown name: the stack's 404
+
+    async def _fast(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tool = self._rest_tool(scope)
+        if tool is None:
+            await _mcp_asgi(scope, receive, send)
+        else:
+            await _rest_asgi(self.state.runtime, tool, scope, receive, send)
 
 
 async def _mcp_asgi(scope: Scope, receive: Receive, send: Send) -> None:

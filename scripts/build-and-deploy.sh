@@ -72,7 +72,9 @@ if [[ -n "${DEVENV_IMAGE_TAG:-}" ]]; then
   TAG="$DEVENV_IMAGE_TAG"
 elif git -C "$ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
   TAG="$(git -C "$ROOT" rev-parse --short HEAD)"
-  [[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ]] || TAG="$TAG-dirty-$(date +%Y%m%d%H%M%S)"
+  # (the registry component is left out: set-registry.sh below rewrites it on every deploy)
+  [[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no -- . ':!k8s/overlays/prod/registry')" ]] ||
+    TAG="$TAG-dirty-$(date +%Y%m%d%H%M%S)"
 else
   TAG="dev-$(date +%Y%m%d%H%M%S)"
 fi
@@ -103,7 +105,7 @@ step "Secret and ConfigMap from .env"
 "$ROOT/scripts/setup-from-env.sh" --out "$GENERATED" --namespace "$NAMESPACE"
 
 if [[ -n "$REGISTRY" ]]; then  # the prod overlay's registry Component (kustomize images:, no sed)
-  DEVENV_REGISTRY="$REGISTRY" DEVENV_IMAGE_TAG="$TAG" "$ROOT/scripts/set-registry.sh" --out "$GENERATED/registry"
+  DEVENV_REGISTRY="$REGISTRY" DEVENV_IMAGE_TAG="$TAG" "$ROOT/scripts/set-registry.sh"
 fi
 # The overlay with this run's images: a throwaway kustomization over it whose `images:` name
 # each service's image and tag (the same transformer the overlays use; no rewriting of YAML).

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Choose the image registry of the prod overlay: writes the kustomize Component
-# k8s/generated/registry/kustomization.yaml (git-ignored) whose `images:` point every service's
+# k8s/overlays/prod/registry/kustomization.yaml (tracked: commit it if the registry is your team's
+# for good; the committed one is a placeholder that stops the render) whose `images:` point every service's
 # image at $DEVENV_REGISTRY/devenv/<service>:$DEVENV_IMAGE_TAG, and Redis's at
 # $DEVENV_REGISTRY/redis (same tag as k8s/base/redis.yaml: mirror it there), so prod pulls nothing
 # from Docker Hub. k8s/overlays/prod includes it, so until this has run the prod overlay does not
-# render (rather than pulling from Docker Hub).
+# render (rather than pulling from Docker Hub): kustomize's error says to run this script.
 #
 #   DEVENV_REGISTRY=registry.example.com/team [DEVENV_IMAGE_TAG=1.2.3] scripts/set-registry.sh [--out DIR]
 #
 #   DEVENV_REGISTRY   the registry (and path) the images are pushed to; required (or in .env)
 #   DEVENV_IMAGE_TAG  the tag (default: the git commit, short)
-#   --out             where the Component goes (default: k8s/generated/registry)
+#   --out             where the Component goes (default: k8s/overlays/prod/registry)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT="$ROOT/k8s/generated/registry"
+OUT="$ROOT/k8s/overlays/prod/registry"
 die() { echo "set-registry.sh: error: $*" >&2; exit 1; }
 
 while [[ $# -gt 0 ]]; do
@@ -54,7 +55,8 @@ done
 mkdir -p "$OUT"
 tmp="$(mktemp "$OUT/.kustomization.yaml.XXXXXX")"
 {
-  echo "# Written by scripts/set-registry.sh (DEVENV_REGISTRY=$REGISTRY, tag $TAG); git-ignored, not edited by hand."
+  echo "# Written by scripts/set-registry.sh (DEVENV_REGISTRY=$REGISTRY, tag $TAG); re-run it rather than edit."
+  echo "# \`git checkout k8s/overlays/prod/registry\` brings back the placeholder that stops the render."
   echo "apiVersion: kustomize.config.k8s.io/v1alpha1"
   echo "kind: Component"
   echo "images:"

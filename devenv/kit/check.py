@@ -184,8 +184,8 @@ def _rendered(kubectl: str, root: Path, services: list[Service]) -> list[Problem
         # The prod overlay needs a registry; a throwaway one, so the check never depends on DEVENV_REGISTRY.
         k8s = Path(tmp) / "k8s"
         shutil.copytree(root / "k8s", k8s, ignore=shutil.ignore_patterns("generated"), symlinks=True)
-        registry = k8s / "generated" / "registry"
-        registry.mkdir(parents=True)
+        registry = k8s / "overlays" / "prod" / "registry"  # over the placeholder, or the team's choice
+        registry.mkdir(parents=True, exist_ok=True)
         images = [{"name": image_of(s.name), "newName": f"registry.check.invalid/{image_of(s.name)}"} for s in services]
         (registry / "kustomization.yaml").write_text(
             yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component", "images": images})

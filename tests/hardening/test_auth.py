@@ -201,3 +201,28 @@ def test_mcp_client_with_a_wrong_token_never_shows_either_token(remote):
         client.call("demo/echo", {"text": "hi"})
     assert wrong not in str(info.value) and TOKEN not in str(info.value)
     assert wrong not in repr(client) and wrong not in repr(client.transport)
+
+
+def test_the_token_from_a_folder_of_mounted_secrets_when_the_secret_holds_one(tmp_path):
+    """What the generated manifests do: DEVENV_SECRETS_DIR, the token an optional key in it."""
+    (tmp_path / "DEVENV_AUTH_TOKEN").write_text(TOKEN + "\n")
+    assert Settings.from_env({"DEVENV_SECRETS_DIR": str(tmp_path)}).auth_token == TOKEN
+    empty_mount = tmp_path / "without-token"
+    empty_mount.mkdir()  # the Secret holds no DEVENV_AUTH_TOKEN: the optional key leaves no file
+    assert Settings.from_env({"DEVENV_SECRETS_DIR": str(empty_mount)}).auth_token is None
+    other = tmp_path / "other"
+    other.write_text("x" * 16 + "-other")
+    env = {"DEVENV_SECRETS_DIR": str(tmp_path), "DEVENV_AUTH_TOKEN_FILE": str(other)}
+    assert Settings.from_env(env).auth_token == "x" * 16 + "-other", "DEVENV_AUTH_TOKEN_FILE wins (prod's devenv-auth)"
+
+
+def test_a_missing_secrets_folder_or_an_empty_mounted_token_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"DEVENV_SECRETS_DIR='.*nowhere' is not a directory"):
+        Settings.from_env({"DEVENV_SECRETS_DIR": str(tmp_path / "nowhere")})
+    (tmp_path / "DEVENV_AUTH_TOKEN").write_text("\n")
+    with pytest.raises(ConfigError, match=r"the mounted token '.*DEVENV_AUTH_TOKEN' \(DEVENV_SECRETS_DIR\) is empty"):
+        Settings.from_env({"DEVENV_SECRETS_DIR": str(tmp_path)})
+    (tmp_path / "DEVENV_AUTH_TOKEN").write_text("short")
+    with pytest.raises(ConfigError, match="at least 16") as info:
+        Settings.from_env({"DEVENV_SECRETS_DIR": str(tmp_path)})
+    assert "short" not in str(info.value)

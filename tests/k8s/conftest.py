@@ -46,7 +46,7 @@ def with_registry(tmp: Path) -> Path:
     """A copy of k8s/ whose prod overlay has its registry chosen by the real scripts/set-registry.sh."""
     shutil.copytree(K8S, tmp / "k8s", ignore=shutil.ignore_patterns("generated"))
     env = {**os.environ, "DEVENV_REGISTRY": TEST_REGISTRY, "DEVENV_IMAGE_TAG": TEST_TAG}
-    out = tmp / "k8s" / "generated" / "registry"
+    out = tmp / "k8s" / "overlays" / "prod" / "registry"
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "set-registry.sh"), "--out", str(out)], capture_output=True, text=True, env=env
     )

@@ -119,7 +119,7 @@ def test_registry_pushes_and_deploys_prod(project, world):
     assert any(c.endswith("kustomize " + str(project / "k8s" / "generated" / "deploy")) for c in commands)
     wrapper = yaml.safe_load((project / "k8s" / "generated" / "deploy" / "kustomization.yaml").read_text())
     assert wrapper["resources"] == ["../../overlays/prod"]
-    registry = yaml.safe_load((project / "k8s" / "generated" / "registry" / "kustomization.yaml").read_text())
+    registry = yaml.safe_load((project / "k8s" / "overlays" / "prod" / "registry" / "kustomization.yaml").read_text())
     assert {i["name"]: f"{i['newName']}:{i.get('newTag', '<base tag>')}" for i in registry["images"]} == {
         **{f"devenv/{s}": f"registry.example.com/team/devenv/{s}:t1" for s in SERVICES},
         "redis": "registry.example.com/team/redis:<base tag>",  # mirrored, at the tag k8s/base pins

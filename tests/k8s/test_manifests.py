@@ -169,10 +169,11 @@ def test_env_comes_from_configmaps_and_secrets_only_as_declared_files(rendered, 
         assert not [s for s in c["envFrom"] if "secretRef" in s], f"{name}: the whole Secret must not become env"
         assert not [e for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})], name
         # The secrets: one projected volume of exactly devenv's own (Redis's password, the requestState
-        # secret) and the declared keys, as files.
+        # secret, the auth token if the Secret holds one) and the declared keys, as files.
         volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "secrets")
         keys = [i["key"] for src in volume["projected"]["sources"] for i in src["secret"]["items"]]
-        assert sorted(keys) == sorted(["REDIS_PASSWORD", "DEVENV_STATE_SECRET", *registry.get(name).secrets]), name
+        own = ["REDIS_PASSWORD", "DEVENV_STATE_SECRET", "DEVENV_AUTH_TOKEN"]
+        assert sorted(keys) == sorted([*own, *registry.get(name).secrets]), name
         assert {m["mountPath"] for m in c["volumeMounts"] if m["name"] == "secrets"} == {"/etc/devenv/secrets"}
         config = configmaps[generated[0]]["data"]
         assert config["REDIS_URL"] == "redis://redis-service:6379/0", "no password in the URL"

@@ -21,14 +21,47 @@ def run(out: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), "--out", str(out)], capture_output=True, text=True, env=full)
 
 
-def test_prod_without_a_registry_does_not_render_and_says_where(kubectl, tmp_path):
+def test_prod_without_a_registry_does_not_render_and_says_what_to_do(kubectl, tmp_path):
+    """As committed (the placeholder component), kustomize's error is our sentence."""
     copy = tmp_path / "k8s"
     shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("generated"))
+    committed = subprocess.run(
+        ["git", "-C", str(ROOT), "show", "HEAD:k8s/overlays/prod/registry/kustomization.yaml"],
+        capture_output=True,
+        text=True,
+    )
+    if committed.returncode == 0:  # the placeholder, even where a registry has been chosen in the work tree
+        (copy / "overlays/prod/registry/kustomization.yaml").write_text(committed.stdout)
     proc = subprocess.run([kubectl, "kustomize", str(copy / "overlays/prod")], capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "k8s/generated/registry" in proc.stderr
-    text = (K8S / "overlays/prod/kustomization.yaml").read_text()
-    assert "DEVENV_REGISTRY=registry.example.com/team scripts/set-registry.sh" in text, "the overlay says what to do"
+    assert (
+        "NO IMAGE REGISTRY CHOSEN for k8s/overlays/prod. Run:"
+        " DEVENV_REGISTRY=registry.example.com/team bash scripts/set-registry.sh" in proc.stderr
+    ), proc.stderr
+    assert proc.stdout == "", "nothing is rendered"
+
+
+def test_set_registry_writes_the_overlays_component_by_default(kubectl, tmp_path):
+    """The script's default place is the component the prod overlay includes, in its own checkout."""
+    project = tmp_path / "project"
+    shutil.copytree(K8S, project / "k8s", ignore=shutil.ignore_patterns("generated"))
+    (project / "scripts").mkdir()
+    shutil.copy2(SCRIPT, project / "scripts" / "set-registry.sh")
+    shutil.copytree(ROOT / "services", project / "services", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVENV_")}
+    env.update(DEVENV_REGISTRY="registry.example.com/team", DEVENV_IMAGE_TAG="v9")
+    proc = subprocess.run(
+        ["bash", str(project / "scripts" / "set-registry.sh")], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = subprocess.run([kubectl, "kustomize", str(project / "k8s/overlays/prod")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    images = {
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for d in yaml.safe_load_all(out.stdout)
+        if d and d["kind"] == "Deployment"
+    }
+    assert images and all(i.startswith("registry.example.com/team/devenv/") and i.endswith(":v9") for i in images)
 
 
 def test_a_registry_names_every_image(kubectl, tmp_path):

@@ -29,7 +29,7 @@ def test_a_copy_that_is_not_the_built_tilt_is_refused(nowhere):
     (nowhere / "shared" / "third_party" / "tilt").mkdir(parents=True)
     with lzma.open(nowhere / "shared" / "third_party" / "tilt" / "tilt.xz", "wb") as f:
         f.write(b"#!/bin/sh\necho not tilt\n")
-    with pytest.raises(binary.TiltNotFound, match="does not decompress to the Tilt whose sha256 is"):
+    with pytest.raises(binary.TiltNotFound, match="does not decompress to the tilt whose sha256 is"):
         binary.find_tilt()
     assert not binary.CACHED.exists()
 

@@ -4,8 +4,8 @@ The fakes record every call and act out a scenario (a cluster that exists, a ste
 ``kubectl kustomize`` and ``kubectl create --dry-run=client`` are passed to the real kubectl,
 and a fake ``kubectl port-forward`` answers GET /health itself. So these tests show which
 commands KindStack runs, in which order, with which kubeconfig, and how it cleans up after a
-failure. They do NOT show that it works against kind: only ``test_real_kind`` below does,
-and it runs only where the ``kind`` binary is installed.
+failure. They do NOT show that it works against kind: tests/k8s/test_real_kind.py runs the real
+kind (from PATH or ../shared/third_party).
 """
 
 from __future__ import annotations
@@ -379,28 +379,3 @@ def test_the_cluster_name_can_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("DEVENV_KIND_CLUSTER", "from-env")
     assert KindStack(tmp_path / "s").cluster_name == "from-env"
     assert KindStack(tmp_path / "s", cluster_name="given").cluster_name == "given"
-
-
-# -- the real thing --------------------------------------------------------------------------------------
-
-
-def test_real_kind(tmp_path):
-    """Against real kind, docker and kubectl: a cluster, jd-classifier deployed, one tool call through the forward."""
-    missing = [b for b in ("kind", "kubectl", "docker") if shutil.which(b) is None]
-    if missing:
-        reason = f"{missing[0]} not found on PATH: the real kind target cannot run here"
-        if os.environ.get("DEVENV_REQUIRE_KIND"):
-            pytest.fail(f"DEVENV_REQUIRE_KIND is set but {reason}", pytrace=False)
-        pytest.skip(reason)
-    import httpx
-
-    stack = KindStack(tmp_path / "state", cluster_name=f"devenv-test-{os.getpid()}", project_dir=ROOT)
-    try:
-        urls = stack.up(["jd-classifier"], timeout=600)
-        response = httpx.post(f"{urls['jd-classifier']}/tools/find_category", json={"query": "tax"}, timeout=10)
-        assert response.status_code == 200, response.text
-        assert response.json()["id"] == "11"
-    finally:
-        stack.down()
-    proc = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True)
-    assert stack.cluster_name not in proc.stdout.split()
