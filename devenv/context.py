@@ -216,3 +216,12 @@ class Context:
     async def list_roots(self, *, key: str | None = None) -> list[dict[str, Any]]:
         """The client's roots (``{"uri": "file:///...", "name": ...}``)."""
         return (await self.request_input("roots/list", {}, key=key))["roots"]
+
+    async def start_task(self) -> None:
+        """Go on as a task: for a ``defer_task`` tool called by a client that declared the tasks
+        extension, the client gets its ``CreateTaskResult`` now, and input asked for from here on
+        goes through the task. Input asked for before came with the call (multi-round-trip).
+        Anywhere else a no-op: the tool just runs on in its request."""
+        start = getattr(self._input, "start_task", None)
+        if start is not None:
+            await start()

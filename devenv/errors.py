@@ -14,6 +14,7 @@ working when ``K8S_MODE=true`` sends the same call over HTTP::
      ├── CapabilityMissing      the call needs a client capability the client did not declare
      ├── ServiceUnavailable     the service could not be reached (names the service and URL)
      └── ProtocolError          the peer broke MCP / JSON-RPC, or answered with an error we cannot map
+          └── RequestFailed     raised by a tool: fail the request with this JSON-RPC error
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidArguments",
     "PromptNotFound",
     "ProtocolError",
+    "RequestFailed",
     "ResourceNotFound",
     "ServiceNotFound",
     "ServiceUnavailable",
@@ -124,3 +126,16 @@ class ProtocolError(DevenvError):
         self.code = code
         self.data = data
         super().__init__(message if code is None else f"{message} (JSON-RPC {code})")
+
+
+class RequestFailed(ProtocolError):
+    """Raised by a tool to fail the request itself with a JSON-RPC error (``code``, message,
+    ``data``) instead of reporting a tool error (an ``isError`` result) to the model. In a task
+    it is what makes the task ``failed``. The caller gets it back as a ``ProtocolError`` with
+    this ``code`` in every mode."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"a JSON-RPC error code is an integer, got {code!r}")
+        super().__init__(message, code, data)
+        self.message = message

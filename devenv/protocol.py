@@ -85,7 +85,15 @@ REMOVED_IN_MODERN = frozenset(
     }
 )
 # Methods whose `Mcp-Name` header mirrors a body parameter.
-NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+NAMED_METHODS = {
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+    # the tasks extension: a load balancer routes a task's polls by its id
+    "tasks/get": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
+}
 # Results that carry `ttlMs` / `cacheScope` (SEP-2549), with the hints devenv gives them: lists
 # change only when the service is redeployed; a resource's content may depend on the caller.
 CACHEABLE_METHODS = {

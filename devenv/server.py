@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import param_headers, protocol, tracing
+from . import param_headers, protocol, task_runner, tracing
 from .config import Settings, get_settings, redact
 from .context import Context, check_level
 from .errors import (
@@ -45,6 +45,7 @@ from .errors import (
     DevenvError,
     InvalidArguments,
     PromptNotFound,
+    RequestFailed,
     ResourceNotFound,
     ToolError,
     ToolNotFound,
@@ -54,6 +55,8 @@ from .metrics import ServiceMetrics
 from .mrtr import InputRequired, InvalidInput, MultiRoundChannel, StateSealer
 from .security import Guard, rate_limiter
 from .sessions import LegacySession, SessionStore
+from .tasks import EXTENSION as TASKS_EXTENSION
+from .tasks import TaskStore, declares_extension
 from .tools import Service, TimedOut, Tool
 
 __all__ = ["app_from_env", "create_app"]
@@ -178,6 +181,12 @@ class _Runtime:
         self.sessions = SessionStore(settings.max_sessions, settings.session_idle_timeout)
         self.uses_sessions = bool(service.resources) or any(t.context_param for t in service.tools.values())
         self.call = tracing.trace_server_calls(self.call, service.name)  # self.call itself when tracing is off
+        #: Task-capable tools run as tasks for clients that declare the tasks extension.
+        self.tasks: task_runner.TaskRunner | None = None
+        if any(t.task_support != "forbidden" for t in service.tools.values()):
+            self.tasks = task_runner.TaskRunner(
+                TaskStore(service.cache, service.name), lambda tool, args, ctx: self.call(tool, args, "mcp", ctx)
+            )
 
     async def call(
         self,
@@ -572,6 +581,9 @@ def _check_modern(
                         {"requiredCapabilities": absent},
                         400,
                     )
+    why = task_runner.missing_extension(runtime.service, method, params, capabilities)
+    if why is not None:
+        return protocol.MISSING_CLIENT_CAPABILITY, why, _NEEDS_TASKS, 400
     return None
 
 
@@ -609,6 +621,8 @@ async def _initialize(runtime: _Runtime, request_id: Any, params: dict[str, Any]
 
 async def _discover(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"supportedVersions": list(protocol.ALL_VERSIONS), "capabilities": runtime.capabilities()}
+    if runtime.tasks is not None:  # the extension is a 2026-07-28 one: declared here, not in initialize
+        result["capabilities"] = {**result["capabilities"], "extensions": {TASKS_EXTENSION: {}}}
     if runtime.service.instructions:
         result["instructions"] = runtime.service.instructions
     return result
@@ -633,6 +647,10 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
         return _rpc_error(
             request_id, protocol.INVALID_PARAMS, f"Unknown tool: {name}", data=protocol.error_payload(exc)
         )
+    if tool.task_support != "forbidden":
+        answer = await _tools_call_as_task(runtime, tool, request_id, params)
+        if answer is not None:
+            return answer
     if tool.context_param is not None:  # only tools that take a Context can stream; others pay nothing
         return await _tools_call_with_context(runtime, tool, request_id, params)
     try:
@@ -641,6 +659,8 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
         )
     except (InvalidArguments, ToolError) as exc:
         return protocol.tool_error_result(exc)
+    except RequestFailed as exc:
+        return _rpc_error(request_id, exc.code, exc.message, data=exc.data)
     except _Overloaded:
         return _json(
             protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime)),
@@ -648,6 +668,87 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
             {"retry-after": _RETRY_AFTER},
         )
     return tool.call_result(result)
+
+
+# -- the tasks extension (devenv/task_runner.py does the work) --------------------------------
+
+_NEEDS_TASKS = {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}}  # -32021's data
+
+
+async def _tools_call_as_task(
+    runtime: _Runtime, tool: Tool, request_id: Any, params: dict[str, Any]
+) -> Response | dict[str, Any] | None:
+    """A ``CreateTaskResult`` when the client declared the tasks extension; None to answer in the request."""
+    meta = params.get("_meta")
+    capabilities = meta.get(protocol.META_CLIENT_CAPABILITIES) if _is_modern(params) else None
+    if runtime.tasks is not None and declares_extension(capabilities):
+        try:
+            if not tool.defer_task:
+                return await runtime.tasks.start(tool, params)
+            before = _input_round(runtime, "tools/call", params)  # the call's own multi-round trip
+            outcome = await runtime.tasks.start_deferred(
+                tool, params, before, lambda channel: Context(input_channel=channel)
+            )
+        except InvalidInput as exc:
+            return _rpc_error(request_id, protocol.INVALID_PARAMS, exc.message, 400)
+        except DevenvError as exc:  # the cache backend is out: no task can be made durable
+            return _rpc_error(request_id, protocol.INTERNAL_ERROR, f"could not create the task: {exc}")
+        if isinstance(outcome, dict):
+            return outcome  # the CreateTaskResult: the tool called ctx.start_task()
+        return _finished_call(runtime, tool, request_id, outcome, before)  # it ended first: answered as usual
+    if tool.task_support == "required":  # a 2025 client: 2026-07-28's checks refused the others already
+        return _rpc_error(
+            request_id,
+            protocol.MISSING_CLIENT_CAPABILITY,
+            f"{tool.name} runs only as a task: call it at MCP {protocol.MODERN_VERSION} declaring {TASKS_EXTENSION}",
+            data=_NEEDS_TASKS,
+        )
+    return None
+
+
+def _finished_call(
+    runtime: _Runtime, tool: Tool, request_id: Any, run: asyncio.Task[Any], channel: MultiRoundChannel | None
+) -> Response | dict[str, Any]:
+    """The answer to a call that ran to its end in the request, as the plain path gives it."""
+    try:
+        result = run.result()
+    except (InputRequired, InvalidInput, CapabilityMissing) as exc:  # this round of the multi-round trip
+        message = _round_answer(request_id, exc, channel)
+        return message["result"] if "result" in message else _json(message, 400)
+    except (InvalidArguments, ToolError) as exc:
+        return protocol.tool_error_result(exc)
+    except RequestFailed as exc:
+        return _rpc_error(request_id, exc.code, exc.message, data=exc.data)
+    except _Overloaded:
+        return _json(
+            protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime)),
+            503,
+            {"retry-after": _RETRY_AFTER},
+        )
+    return tool.call_result(result)
+
+
+async def _task_method(
+    runtime: _Runtime, request_id: Any, params: dict[str, Any], method: str
+) -> Response | dict[str, Any]:
+    if runtime.tasks is None:
+        return _not_offered(request_id, runtime, params, method, "task-capable tools")
+    try:
+        return await runtime.tasks.handle(method, params)
+    except RequestFailed as exc:
+        return _rpc_error(request_id, exc.code, exc.message, data=exc.data)
+
+
+async def _tasks_get(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    return await _task_method(runtime, request_id, params, "tasks/get")
+
+
+async def _tasks_update(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    return await _task_method(runtime, request_id, params, "tasks/update")
+
+
+async def _tasks_cancel(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
+    return await _task_method(runtime, request_id, params, "tasks/cancel")
 
 
 # -- progress and logs: a tool's Context, streamed on its request's own SSE response ---------
@@ -810,6 +911,8 @@ async def _call_message(
         result = await runtime.call(tool, arguments, "mcp", context, meta=meta, request_id=request_id)
     except (InvalidArguments, ToolError) as exc:
         return protocol.result_response(request_id, protocol.tool_error_result(exc))
+    except RequestFailed as exc:
+        return protocol.error_response(request_id, exc.code, exc.message, exc.data)
     except _Overloaded:
         return protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime))
     except (InputRequired, InvalidInput, CapabilityMissing) as exc:
@@ -854,7 +957,9 @@ async def _answer_call(
         return message["result"]
     if error["code"] == _OVERLOADED:
         return _json(message, 503, {"retry-after": _RETRY_AFTER})
-    return _json(message, 400)  # the request's input was bad, or needs what the client lacks
+    if error["code"] in (protocol.INVALID_PARAMS, protocol.MISSING_CLIENT_CAPABILITY):
+        return _json(message, 400)  # the request's input was bad, or needs what the client lacks
+    return _json(message)  # a tool's RequestFailed
 
 
 async def _logging_set_level(runtime: _Runtime, request_id: Any, params: dict[str, Any]) -> Response | dict[str, Any]:
@@ -1015,8 +1120,12 @@ _METHODS: dict[str, Callable[[_Runtime, Any, dict[str, Any]], Awaitable[Response
     # legacy only (2026-07-28 removed them): subscriptions live in a session
     "resources/subscribe": _resources_subscribe,
     "resources/unsubscribe": _resources_unsubscribe,
+    # the tasks extension (2026-07-28 only)
+    "tasks/get": _tasks_get,
+    "tasks/update": _tasks_update,
+    "tasks/cancel": _tasks_cancel,
 }
-_MODERN_ONLY = frozenset({"server/discover"})
+_MODERN_ONLY = frozenset({"server/discover", *task_runner.TASK_METHODS})
 
 
 # -- POST /tools/{name} ---------------------------------------------------------------------
@@ -1036,6 +1145,10 @@ def _rest_status(exc: ToolError) -> int:
     if isinstance(cause, OSError) and cause.errno in _CLIENT_ERRNOS:
         return 400
     return 500
+
+
+# JSON-RPC errors that blame the request: a tool's RequestFailed with one is 400 on REST, else 500.
+_CALLER_CODES = frozenset({protocol.INVALID_REQUEST, protocol.INVALID_PARAMS, protocol.MISSING_CLIENT_CAPABILITY})
 
 
 def _is_timeout(exc: ToolError) -> bool:
@@ -1110,6 +1223,9 @@ async def _rest_call(runtime: _Runtime, tool: Tool, payload: Any) -> Response:
         return _error_body(exc, _rest_status(exc))
     except CapabilityMissing as exc:  # plain JSON has no way back to the caller: use /mcp
         return _error_body(exc, 400)
+    except RequestFailed as exc:
+        body = {"error": {**protocol.error_payload(exc), "code": exc.code}}
+        return _json(body, 400 if exc.code in _CALLER_CODES else 500)
     except _Overloaded:
         body = {"error": {"type": "Overloaded", "message": _overloaded_message(runtime)}}
         return _json(body, 503, {"retry-after": _RETRY_AFTER})

@@ -42,6 +42,7 @@ from .errors import (
     DevenvError,
     InvalidArguments,
     PromptNotFound,
+    RequestFailed,
     ResourceNotFound,
     ServiceNotFound,
     ToolError,
@@ -68,6 +69,8 @@ _ARGS_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE
 _ANY_SECTION = re.compile(
     r"^\s*(Args|Arguments|Parameters|Returns?|Yields?|Raises|Examples?|Notes?|Attributes|See Also):\s*$", re.MULTILINE
 )
+#: ``@service.tool(task_support=...)``: the tasks extension's levels, the default first.
+TASK_SUPPORT = ("forbidden", "optional", "required")
 _ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
 
 
@@ -147,6 +150,8 @@ class Tool:
         timeout: float | None = None,
         input_schema: dict[str, Any] | None = None,
         client_capabilities: dict[str, Any] | None = None,
+        task_support: str = "forbidden",
+        defer_task: bool = False,
     ) -> None:
         self.service = service
         self.fn = fn
@@ -204,6 +209,15 @@ class Tool:
         #: Client capabilities a call needs (e.g. {"sampling": {}}); 2026-07-28 refuses a request
         #: that does not declare them with -32021.
         self.client_capabilities = _check_capabilities(self.name, client_capabilities)
+        if task_support not in TASK_SUPPORT:
+            raise ConfigError(f"tool {self.name!r}: task_support={task_support!r}; one of {', '.join(TASK_SUPPORT)}")
+        #: Whether a 2026-07-28 call may (``optional``) or must (``required``) run as a task
+        #: (the tasks extension); ``forbidden`` tools always answer in the request.
+        self.task_support = task_support
+        if defer_task and task_support == "forbidden":
+            raise ConfigError(f"tool {self.name!r}: defer_task needs task_support='optional' or 'required'")
+        #: The task starts when the tool calls ``ctx.start_task()``, after gathering input in the request.
+        self.defer_task = defer_task
 
         returns = hints.get("return", Any)
         #: Returns MCP content blocks (Text, Image, ...) rather than structured JSON.
@@ -323,8 +337,8 @@ class Tool:
                 value = run_sync(self.fn(**kwargs))
             else:
                 value = self.fn(**kwargs)
-        except CapabilityMissing:
-            raise  # the caller's to answer (-32021 on the wire), not the tool's failure
+        except (CapabilityMissing, RequestFailed):
+            raise  # the caller's to answer (-32021, or the tool's own JSON-RPC error), not a tool failure
         except Exception as exc:
             raise self._failure(exc) from exc
         data = self.serialize(value)
@@ -366,7 +380,7 @@ class Tool:
                 value = await self._invoke_within(kwargs, thread_sync, timeout)
         except TimedOut as exc:
             raise self._timed_out(timeout) from exc  # type: ignore[arg-type]
-        except CapabilityMissing:
+        except (CapabilityMissing, RequestFailed):
             raise
         except Exception as exc:
             raise self._failure(exc) from exc
@@ -679,13 +693,19 @@ class Service:
         timeout: float | None = None,
         input_schema: dict[str, Any] | None = None,
         client_capabilities: dict[str, Any] | None = None,
+        task_support: str = "forbidden",
+        defer_task: bool = False,
     ) -> Any:
         """Register ``fn`` as a tool; usable as ``@service.tool`` or ``@service.tool(...)``.
 
         ``timeout`` overrides the server's ``DEVENV_TOOL_TIMEOUT`` for this tool (seconds).
         ``input_schema`` advertises a hand-written JSON Schema 2020-12 instead of the one the
         signature gives; arguments must then satisfy both. ``client_capabilities`` names what
-        the calling client must support (``{"sampling": {}}``).
+        the calling client must support (``{"sampling": {}}``). ``task_support="optional"``
+        lets a 2026-07-28 client that declares the tasks extension get a task to poll instead of
+        waiting for the result; ``"required"`` refuses clients that do not declare it.
+        ``defer_task=True`` starts the task only when the tool calls ``ctx.start_task()``, so
+        input it needs first is asked for in the call itself (multi-round-trip).
         """
 
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -702,6 +722,8 @@ class Service:
                 timeout=timeout,
                 input_schema=input_schema,
                 client_capabilities=client_capabilities,
+                task_support=task_support,
+                defer_task=defer_task,
             )
             if tool.name in self.tools:
                 raise ConfigError(f"service {self.name!r} already has a tool named {tool.name!r}")

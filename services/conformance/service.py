@@ -22,6 +22,7 @@ from pydantic import Field
 from devenv import Service
 from devenv.content import Audio, EmbeddedResource, Image, Message, Text
 from devenv.context import Context
+from devenv.errors import RequestFailed
 
 service = Service(
     "conformance",
@@ -462,3 +463,85 @@ async def test_input_required_result_prompt(ctx: Context) -> str:
     form = {"type": "object", "properties": {"context": {"type": "string"}}, "required": ["context"]}
     answer = await ctx.elicit("What should the prompt be about?", form, key="user_context")
     return f"Write about: {answer.get('content', {}).get('context', 'anything')}"
+
+
+# -- tools: the tasks extension (io.modelcontextprotocol/tasks) -------------------------------
+# A client that declares the extension gets a task to poll for these; others wait for the answer
+# (task_support="optional") or are refused with -32021 (task_support="required").
+
+
+@service.tool
+def greet(name: str) -> Text:
+    """Greet someone, in the request (never a task).
+
+    Args:
+        name: who to greet
+    """
+    return Text(f"Hello, {name}!")
+
+
+@service.tool(read_only=True, task_support="optional", timeout=3600)
+async def slow_compute(seconds: Annotated[float, Field(ge=0, le=3600)], label: str = "") -> Text:
+    """Sleep ``seconds``, then answer: a long job that runs as a task when the client can poll.
+
+    Args:
+        seconds: how long the job takes
+        label: a name for the job, echoed in the result
+    """
+    await asyncio.sleep(seconds)
+    return Text(f"computed {label or 'job'} in {seconds:g} s")
+
+
+@service.tool(read_only=True, task_support="required")
+async def failing_job() -> Text:
+    """Fail after about a second, as a tool error (the task completes with isError)."""
+    await asyncio.sleep(1)
+    raise RuntimeError("failing_job always fails")
+
+
+@service.tool(read_only=True, task_support="optional")
+async def protocol_error_job() -> Text:
+    """Fail the request itself with a JSON-RPC error (the task ends as failed)."""
+    await asyncio.sleep(0.1)
+    raise RequestFailed(-32603, "protocol_error_job failed the request on purpose")
+
+
+@service.tool(destructive=True, task_support="optional")
+async def confirm_delete(filename: str, ctx: Context) -> Text:
+    """Ask the user to confirm, then "delete" ``filename`` (nothing is deleted).
+
+    Args:
+        filename: the file to delete
+    """
+    answer = await ctx.elicit(f"Delete {filename}?", _CONFIRM)
+    if answer.get("action") == "accept" and (answer.get("content") or {}).get("confirm"):
+        return Text(f"deleted {filename}")
+    return Text(f"kept {filename}")
+
+
+@service.tool(read_only=True, task_support="optional")
+async def multi_input(ctx: Context) -> Text:
+    """Ask two questions at once; answer when both are answered."""
+    first, second = await asyncio.gather(
+        ctx.elicit("First question: go on?", _CONFIRM),
+        ctx.elicit("Second question: go on?", _CONFIRM),
+    )
+    names = [(a.get("content") or {}).get("name", a.get("action")) for a in (first, second)]
+    return Text(f"answers: {', '.join(map(str, names))}")
+
+
+_CONFIRM = {
+    "type": "object",
+    "properties": {"confirm": {"type": "boolean"}, "name": {"type": "string"}},
+    "required": ["confirm"],
+}
+
+
+@service.tool(read_only=True, task_support="required", defer_task=True)
+async def test_tool_with_task(ctx: Context) -> Text:
+    """Ask for a name in the call itself (multi-round-trip), then greet as a task."""
+    form = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    answer = await ctx.elicit("What is your name?", form, key="user_name")
+    await ctx.start_task()  # from here on the client polls
+    await asyncio.sleep(0.1)
+    return Text(f"Hello, {(answer.get('content') or {}).get('name', 'stranger')}!")

@@ -26,7 +26,8 @@ from tests.hardening.tally import FUZZ
 EXCLUDED = [schemathesis.checks.positive_data_acceptance, schemathesis.checks.negative_data_rejection]
 # Tools that fail on every call by design: the conformance fixture's error case answers 500 on
 # purpose (it is what the MCP suite checks), so fuzzing it would only find that.
-FAILS_ON_PURPOSE = {"conformance": ["test_error_handling"]}
+# The task fixtures too: two fail by design, one sleeps for as long as it is asked.
+FAILS_ON_PURPOSE = {"conformance": ["test_error_handling", "failing_job", "protocol_error_job", "slow_compute"]}
 
 
 @pytest.fixture(autouse=True)

@@ -70,20 +70,8 @@ FIXTURE_PROBES = {
 
 # What the `conformance` service does not pass yet, and why (see README, "Conformance").
 CONFORMANCE_GAPS = {
-    "2026-07-28": {
-        # the tasks extension (not scored by the suite) is not built yet
-        "tasks-lifecycle",
-        "tasks-capability-negotiation",
-        "tasks-wire-fields",
-        "tasks-request-state-removal",
-        "tasks-mrtr-input",
-        "tasks-request-headers",
-        "tasks-dispatch-and-envelope",
-        "tasks-required-task-error",
-        "tasks-mrtr-composition",
-    },
-    # 2025-11-25: nothing left (sessions carry server-to-client requests and subscriptions).
-    "2025-11-25": set(),
+    "2026-07-28": set(),  # every scenario, the tasks extension's included
+    "2025-11-25": set(),  # sessions carry server-to-client requests and subscriptions
 }
 
 
