@@ -653,21 +653,7 @@ async def _tools_call(runtime: _Runtime, request_id: Any, params: dict[str, Any]
             return answer
     if tool.context_param is not None:  # only tools that take a Context can stream; others pay nothing
         return await _tools_call_with_context(runtime, tool, request_id, params)
-    try:
-        result = await runtime.call(
-            tool, params.get("arguments"), "mcp", meta=params.get("_meta"), request_id=request_id
-        )
-    except (InvalidArguments, ToolError) as exc:
-        return protocol.tool_error_result(exc)
-    except RequestFailed as exc:
-        return _rpc_error(request_id, exc.code, exc.message, data=exc.data)
-    except _Overloaded:
-        return _json(
-            protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime)),
-            503,
-            {"retry-after": _RETRY_AFTER},
-        )
-    return tool.call_result(result)
+    return await _answer_call(runtime, tool, request_id, params.get("arguments"), None, None, params.get("_meta"))
 
 
 # -- the tasks extension (devenv/task_runner.py does the work) --------------------------------
@@ -712,19 +698,8 @@ def _finished_call(
     """The answer to a call that ran to its end in the request, as the plain path gives it."""
     try:
         result = run.result()
-    except (InputRequired, InvalidInput, CapabilityMissing) as exc:  # this round of the multi-round trip
-        message = _round_answer(request_id, exc, channel)
-        return message["result"] if "result" in message else _json(message, 400)
-    except (InvalidArguments, ToolError) as exc:
-        return protocol.tool_error_result(exc)
-    except RequestFailed as exc:
-        return _rpc_error(request_id, exc.code, exc.message, data=exc.data)
-    except _Overloaded:
-        return _json(
-            protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime)),
-            503,
-            {"retry-after": _RETRY_AFTER},
-        )
+    except _CALL_ENDINGS as exc:
+        return _as_answer(_ended_call(runtime, request_id, exc, channel))
     return tool.call_result(result)
 
 
@@ -909,15 +884,34 @@ async def _call_message(
     """The JSON-RPC answer to one tools/call, as a message (the streamed path's final event)."""
     try:
         result = await runtime.call(tool, arguments, "mcp", context, meta=meta, request_id=request_id)
-    except (InvalidArguments, ToolError) as exc:
-        return protocol.result_response(request_id, protocol.tool_error_result(exc))
-    except RequestFailed as exc:
-        return protocol.error_response(request_id, exc.code, exc.message, exc.data)
-    except _Overloaded:
-        return protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime))
-    except (InputRequired, InvalidInput, CapabilityMissing) as exc:
-        return _round_answer(request_id, exc, channel)
+    except _CALL_ENDINGS as exc:
+        return _ended_call(runtime, request_id, exc, channel)
     return protocol.result_response(request_id, tool.call_result(result))
+
+
+# How a tool call may end other than with its result.
+_CALL_ENDINGS = (
+    InvalidArguments,
+    ToolError,
+    RequestFailed,
+    _Overloaded,
+    InputRequired,
+    InvalidInput,
+    CapabilityMissing,
+)
+
+
+def _ended_call(
+    runtime: _Runtime, request_id: Any, exc: BaseException, channel: MultiRoundChannel | None
+) -> dict[str, Any]:
+    """The JSON-RPC message for a call that raised one of ``_CALL_ENDINGS``."""
+    if isinstance(exc, (InvalidArguments, ToolError)):
+        return protocol.result_response(request_id, protocol.tool_error_result(exc))
+    if isinstance(exc, RequestFailed):
+        return protocol.error_response(request_id, exc.code, exc.message, exc.data)
+    if isinstance(exc, _Overloaded):
+        return protocol.error_response(request_id, _OVERLOADED, _overloaded_message(runtime))
+    return _round_answer(request_id, exc, channel)  # type: ignore[arg-type]
 
 
 def _round_answer(
@@ -951,7 +945,11 @@ async def _answer_call(
     channel: MultiRoundChannel | None = None,
     meta: Any = None,
 ) -> Response | dict[str, Any]:
-    message = await _call_message(runtime, tool, request_id, arguments, context, channel, meta)
+    return _as_answer(await _call_message(runtime, tool, request_id, arguments, context, channel, meta))
+
+
+def _as_answer(message: dict[str, Any]) -> Response | dict[str, Any]:
+    """A call's JSON-RPC message as a handler answers it: the result, or the error with its status."""
     error = message.get("error")
     if error is None:
         return message["result"]
