@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
 
-__all__ = ["free_port", "serve_in_thread"]
+__all__ = ["ServedProcess", "free_port", "serve_in_thread", "serve_process"]
 
 
 def free_port() -> int:
@@ -39,3 +47,63 @@ def serve_in_thread(app: Any, port: int | None = None, *, timeout: float = 15.0)
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+@dataclass
+class ServedProcess:
+    """A running ``devenv serve``: its base URL (``/mcp`` is ``url + "/mcp"``) and its process."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+@contextmanager
+def serve_process(
+    service: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path | str | None = None,
+    timeout: float = 30.0,
+) -> Iterator[ServedProcess]:
+    """``devenv serve SERVICE`` as a user starts it, on a free port, with ``env`` over this process's
+    environment; yields once ``/health`` answers, terminates it after. Its output goes to ``log``
+    (else to a temporary file, shown if it does not come up)."""
+    port = free_port()
+    out: BinaryIO = log.open("wb") if log is not None else tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devenv.cli", "serve", service, "--port", str(port)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                out.seek(0)
+                said = out.read()[-2000:].decode(errors="replace")
+                raise RuntimeError(f"devenv serve {service} did not come up on port {port}: {said}")
+            time.sleep(0.1)
+        yield ServedProcess(url, proc)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False

@@ -18,14 +18,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from devenv.testing import free_port
+from devenv.testing import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,31 +73,10 @@ CONFORMANCE_GAPS = {
 
 
 def serve(service: str, tmp_path_factory):
-    """A real `devenv serve SERVICE` process, started the way a user starts it."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("conformance") / f"serve-{service}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devenv.cli", "serve", service, "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"devenv serve did not come up; see {log.name}")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    """A real `devenv serve SERVICE` process, started the way a user starts it; its /mcp URL."""
+    log = tmp_path_factory.mktemp("conformance") / f"serve-{service}.log"
+    with serve_process(service, log=log, cwd=ROOT) as served:
+        yield f"{served.url}/mcp"
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,7 @@ one with another secret refuses it (-32602), so the client starts over.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
+import contextlib
 from pathlib import Path
 
 import httpx
@@ -18,7 +15,7 @@ import pytest
 from mcp import Client, MCPError, types
 
 from devenv import CapabilityMissing, create_app
-from devenv.testing import free_port, serve_in_thread
+from devenv.testing import serve_in_thread, serve_process
 from services.conformance.service import service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,35 +150,14 @@ def test_a_round_asking_for_input_is_counted_as_such(mcp_url):
 # -- two replicas ------------------------------------------------------------------------------
 
 
-def replica(secret: str, tmp_path: Path):
-    port = free_port()
-    log = (tmp_path / f"replica-{port}.log").open("wb")
-    env = {**os.environ, "DEVENV_STATE_SECRET": secret}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devenv.cli", "serve", "conformance", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc, f"http://127.0.0.1:{port}/mcp"
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"devenv serve did not come up; see {log.name}")
-        time.sleep(0.1)
-
-
-def test_a_retry_may_land_on_another_replica_that_shares_the_secret(tmp_path):
+def test_a_retry_may_land_on_another_replica_that_shares_the_secret():
     shared = "s" * 40
-    procs = [replica(shared, tmp_path), replica(shared, tmp_path), replica("o" * 40, tmp_path)]
-    try:
-        (_, a), (_, b), (_, stranger) = procs
+    with contextlib.ExitStack() as stack:
+        a, b, stranger = (
+            stack.enter_context(serve_process("conformance", env={"DEVENV_STATE_SECRET": secret}, cwd=ROOT)).url
+            + "/mcp"
+            for secret in (shared, shared, "o" * 40)
+        )
         tool = "test_input_required_result_multi_round"
         first = call(a, tool=tool).json()["result"]
         assert list(first["inputRequests"]) == ["step1"]
@@ -193,10 +169,6 @@ def test_a_retry_may_land_on_another_replica_that_shares_the_secret(tmp_path):
 
         refused = call(stranger, tool=tool, responses={"step1": ACCEPT}, state=first["requestState"])
         assert refused.status_code == 400 and "another key" in refused.json()["error"]["message"]
-    finally:
-        for proc, _ in procs:
-            proc.terminate()
-            proc.wait(10)
 
 
 # -- callers that cannot answer: the same error in every mode ------------------------------------

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +15,7 @@ import httpx
 import pytest
 from mcp import Client, types
 
-from devenv.testing import free_port
+from devenv.testing import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 LEGACY = "2025-11-25"
@@ -29,30 +25,8 @@ JSON_AND_SSE = {"accept": "application/json, text/event-stream", "content-type":
 @contextmanager
 def served(**env: str) -> Iterator[str]:
     """`devenv serve conformance` as a user starts it, with extra DEVENV_* settings; its /mcp URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devenv.cli", "serve", "conformance", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"devenv serve did not come up: {proc.communicate()[1].decode()[-2000:]}")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serve_process("conformance", env=env, cwd=ROOT) as process:
+        yield f"{process.url}/mcp"
 
 
 @pytest.fixture(scope="module")

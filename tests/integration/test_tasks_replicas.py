@@ -4,17 +4,15 @@ other; a task whose replica dies reads as failed on the survivor."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from devenv.testing import free_port
+from devenv.testing import serve_process
 from tests.task_wire import TaskWire
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,28 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class Replica:
     def __init__(self, redis_url: str, log: Path) -> None:
-        self.port = free_port()
-        self.log = log.open("wb")
-        env = {**os.environ, "REDIS_URL": redis_url}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devenv.cli", "serve", "conformance", "--port", str(self.port)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=env,
+        self._running = contextlib.ExitStack()
+        served = self._running.enter_context(
+            serve_process("conformance", env={"REDIS_URL": redis_url}, log=log, cwd=ROOT)
         )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"devenv serve did not come up; see {log}")
-            time.sleep(0.1)
+        self.url, self.proc = served.url, served.proc
         self.wire = TaskWire(self.url)
 
     def in_flight(self) -> int:
@@ -51,10 +32,9 @@ class Replica:
         return int(float(re.search(r"^devenv_in_flight_requests\{[^}]*\} (\S+)$", text, re.M)[1]))
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill() if kill else self.proc.terminate()
-            self.proc.wait(10)
-        self.log.close()
+        if kill:
+            self.proc.kill()
+        self._running.close()
 
 
 @pytest.fixture(scope="module")
