@@ -22,7 +22,7 @@ from typing import Any
 
 from . import tracing
 from .errors import DevenvError, InvalidArguments, ToolError
-from .transports.base import Transport
+from .transports.base import Transport, WrappedTransport
 
 __all__ = ["collector", "enable", "enabled", "measured_transport"]
 
@@ -89,11 +89,11 @@ def _error_type(exc: BaseException) -> str:
     return "_OTHER"
 
 
-class _MeasuredTransport(Transport):
+class _MeasuredTransport(WrappedTransport):
     """A transport that times each tool call into the histogram."""
 
     def __init__(self, inner: Transport) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.histogram = _instrument()
         self.children: dict[tuple[str, str, str, str], Any] = {}
         # The process's own service (devenv serve sets it before any client exists); a traced
@@ -130,21 +130,6 @@ class _MeasuredTransport(Transport):
             raise
         self._observe(service, tool, "", time.perf_counter() - start)
         return result
-
-    def list_tools(self, service: str) -> list[dict[str, Any]]:
-        return self.inner.list_tools(service)
-
-    async def alist_tools(self, service: str) -> list[dict[str, Any]]:
-        return await self.inner.alist_tools(service)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     def __repr__(self) -> str:
         return f"measured({self.inner!r})"

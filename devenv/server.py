@@ -834,17 +834,7 @@ async def _tools_call_with_context(
 
     if session is not None:
         return await _stream_once_it_speaks(queue, done, run)
-
-    async def events() -> AsyncIterator[bytes]:
-        task = asyncio.create_task(run())
-        try:
-            while (item := await queue.get()) is not done:
-                yield _sse(item)
-        finally:
-            if not task.done():
-                task.cancel()  # the client closed the stream: that is MCP's cancellation
-
-    return _EventStream(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    return _event_stream(lambda: asyncio.create_task(run()), queue, done)  # the tool starts with the stream
 
 
 async def _stream_once_it_speaks(
@@ -859,10 +849,19 @@ async def _stream_once_it_speaks(
         if first.get("error", {}).get("code") == _OVERLOADED:
             return _json(first, 503, {"retry-after": _RETRY_AFTER})
         return _json(first)
+    return _event_stream(lambda: task, queue, done, first)
+
+
+def _event_stream(
+    start: Callable[[], asyncio.Task[None]], queue: asyncio.Queue[Any], done: object, first: Any = None
+) -> Response:
+    """The SSE response of a call: ``first`` (if any), then what its task queues until ``done``."""
 
     async def events() -> AsyncIterator[bytes]:
+        task = start()
         try:
-            yield _sse(first)
+            if first is not None:
+                yield _sse(first)
             while (item := await queue.get()) is not done:
                 yield _sse(item)
         finally:

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import InvalidArguments, ToolError
-from .transports.base import Transport
+from .transports.base import Transport, WrappedTransport
 
 __all__ = [
     "IncomingHeaders",
@@ -358,11 +358,11 @@ def _client_call(service: str, tool: str, inprocess: bool, arguments: Any) -> It
         span.end()
 
 
-class _TracedTransport(Transport):
+class _TracedTransport(WrappedTransport):
     """A transport with a CLIENT span (and, in-process, the SERVER span) around each call."""
 
     def __init__(self, inner: Transport, inprocess: bool) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.inprocess = inprocess
 
     def call_tool(self, service: str, tool: str, arguments: dict[str, Any], *args: Any, **kw: Any) -> Any:
@@ -372,21 +372,6 @@ class _TracedTransport(Transport):
     async def acall_tool(self, service: str, tool: str, arguments: dict[str, Any], *args: Any, **kw: Any) -> Any:
         with _client_call(service, tool, self.inprocess, arguments):
             return await self.inner.acall_tool(service, tool, arguments, *args, **kw)
-
-    def list_tools(self, service: str) -> list[dict[str, Any]]:
-        return self.inner.list_tools(service)
-
-    async def alist_tools(self, service: str) -> list[dict[str, Any]]:
-        return await self.inner.alist_tools(service)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     def __repr__(self) -> str:
         return f"traced({self.inner!r})"

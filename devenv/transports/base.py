@@ -62,3 +62,26 @@ class Transport:
 
     async def aclose(self) -> None:
         pass
+
+
+class WrappedTransport(Transport):
+    """A transport around ``inner`` that adds something to its tool calls (a span, a timing) and
+    hands everything else through unchanged, other transports' extra methods included."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    def list_tools(self, service: str) -> list[dict[str, Any]]:
+        return self.inner.list_tools(service)
+
+    async def alist_tools(self, service: str) -> list[dict[str, Any]]:
+        return await self.inner.alist_tools(service)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
