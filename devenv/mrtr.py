@@ -24,14 +24,13 @@ from typing import Any
 
 import orjson
 
-from .context import check_input_result
+from .context import CAPABILITY_OF, check_input_result
 
 __all__ = ["InputRequired", "InvalidInput", "MultiRoundChannel", "StateSealer"]
 
 #: How long a requestState stays good: long enough for a user to fill a form, short enough to
 #: bound a replay.
 STATE_TTL_SECONDS = 900
-_PREFIX = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
 
 
 class RoundTripSignal(BaseException):
@@ -148,7 +147,7 @@ class MultiRoundChannel:
 
     async def request(self, method: str, params: dict[str, Any], key: str | None) -> dict[str, Any]:
         if key is None:  # the n-th ask of a kind; stable across rounds as long as the tool asks in order
-            prefix = _PREFIX[method]
+            prefix = CAPABILITY_OF[method]  # elicitation_1, sampling_1, roots_1, ...
             self._counts[prefix] = self._counts.get(prefix, 0) + 1
             key = f"{prefix}_{self._counts[prefix]}"
         if key in self.answered:

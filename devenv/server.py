@@ -1055,8 +1055,7 @@ async def _prompts_get(runtime: _Runtime, request_id: Any, params: dict[str, Any
         context = Context(input_channel=channel)
         result = await runtime.service.aget_prompt(params.get("name"), params.get("arguments"), context=context)  # type: ignore[arg-type]
     except (InputRequired, InvalidInput, CapabilityMissing) as exc:
-        answer = _round_answer(request_id, exc, channel)
-        return answer["result"] if "result" in answer else _json(answer, 400)
+        return _as_answer(_round_answer(request_id, exc, channel))
     except Exception as exc:
         return _surface_error(request_id, exc)
     return result
