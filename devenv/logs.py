@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from functools import lru_cache
@@ -12,7 +13,7 @@ from typing import Any
 from . import config
 from .config import _redact_value, is_secret_key, redact, secret_values
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "JsonHandler", "configure_logging", "sole_json_handler"]
 
 # Standard record attributes, and uvicorn's ANSI-coloured duplicate of the message.
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -20,6 +21,15 @@ _PLAIN = (bool, int, float, type(None))
 _MASK = "***"
 
 _secret_key = lru_cache(maxsize=1024)(is_secret_key)  # log lines repeat the same few keys
+_encode = json.JSONEncoder(default=str).encode  # made once: json.dumps(..., default=str) makes one per call
+_clock = [-1, ""]  # the second last stamped, and its text: no strftime per line on a busy server
+
+
+def _timestamp(created: float) -> str:
+    second = int(created)
+    if second != _clock[0]:
+        _clock[:] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_clock[1]}.{int((created - second) * 1000):03d}Z"
 
 
 def _masked(key: str, value: Any, secrets: list[str]) -> Any:
@@ -41,7 +51,6 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self._secrets = secret_values()
         self._version = config.registered_version
-        self._second, self._stamp = -1, ""
 
     def _current_secrets(self) -> list[str]:
         if self._version != config.registered_version:
@@ -50,14 +59,10 @@ class JsonFormatter(logging.Formatter):
         return self._secrets
 
     def format(self, record: logging.LogRecord) -> str:
-        # Once per call on a busy server: no per-line strftime, no redaction walk over values
-        # that cannot hold a secret.
-        second = int(record.created)
-        if second != self._second:
-            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        # No redaction walk over values that cannot hold a secret.
         secrets = self._current_secrets()
         entry = {
-            "ts": f"{self._stamp}.{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": _masked("msg", record.getMessage(), secrets),
@@ -68,12 +73,75 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = _masked("exc", self.formatException(record.exc_info), secrets)
         # Masked before encoding: JSON escapes would hide a secret containing quotes or non-ASCII.
-        return json.dumps(entry, default=str)  # json's spacing: what people and tests grep for
+        return _encode(entry)  # json.dumps's spacing: what people and tests grep for
+
+
+class JsonHandler(logging.StreamHandler):
+    """configure_logging's handler: JsonFormatter's lines, and ``write_fields`` for the call log.
+
+    The call log is one line per tool call on a busy server. Made as a LogRecord and passed
+    through ``Logger.handle`` and the formatter's masking walk, that line cost a third of a
+    trivial call's CPU; ``write_fields`` makes the same line from fields the caller vouches
+    for (names from the code, values already redacted) when this handler is the only one
+    that would see it (``sole_json_handler``)."""
+
+    def write_fields(
+        self, logger: str, level: str, msg: str, fixed: tuple[tuple[str, Any], ...], varying: dict[str, Any]
+    ) -> None:
+        """One line, as JsonFormatter writes it for a record with ``fixed`` then ``varying`` as its
+        extra fields. ``fixed`` repeats from line to line (service, tool, status): encoded once."""
+        rest = "".join([f", {_str(key)}: {_value(value)}" for key, value in varying.items()])
+        line = f'{{"ts": "{_timestamp(time.time())}", {_fixed_part(logger, level, msg, fixed)}{rest}}}'
+        try:
+            with self.lock:
+                self.stream.write(line + self.terminator)
+                self.stream.flush()
+        except Exception:  # as logging does: a failing log write never fails the call
+            self.handleError(logging.makeLogRecord({"name": logger, "msg": line}))
+
+
+@lru_cache(maxsize=4096)
+def _fixed_part(logger: str, level: str, msg: str, fixed: tuple[tuple[str, Any], ...]) -> str:
+    return _encode({"level": level, "logger": logger, "msg": msg, **dict(fixed)})[1:-1]
+
+
+_str = json.encoder.encode_basestring_ascii  # json.dumps's own string encoder (C)
+
+
+def _value(value: Any) -> str:
+    """``json.dumps(value)``, without its per-call encoder set-up for the plain values a line holds."""
+    if type(value) is str:
+        return _str(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    return _encode(value)
+
+
+def sole_json_handler(logger: logging.Logger, level: int) -> JsonHandler | None:
+    """The JsonHandler that a ``level`` record of ``logger`` reaches, if it is the only handler
+    that does and no filter is on the way (else None: the record is made the usual way)."""
+    found = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if level < handler.level:
+                continue
+            if found is not None or type(handler) is not JsonHandler or handler.filters:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
 
 
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stderr for devenv's loggers and uvicorn's, replacing their handlers."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = JsonHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     for name in ("devenv", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)

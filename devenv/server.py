@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import param_headers, protocol, task_runner, tracing
+from . import logs, param_headers, protocol, task_runner, tracing
 from .config import Settings, get_settings, redact
 from .context import Context, check_level
 from .errors import (
@@ -230,18 +230,17 @@ class _Runtime:
         self.metrics.observe(tool, transport, status, elapsed)
         if not call_log.isEnabledFor(logging.INFO):
             return
-        extra = {
-            "service": self.service.name,
-            "tool": tool,
-            "transport": transport,
-            "status": status,
-            "duration_ms": round(elapsed * 1000, 3),
-        }
+        fixed = (("service", self.service.name), ("tool", tool), ("transport", transport), ("status", status))
+        varying: dict[str, Any] = {"duration_ms": round(elapsed * 1000, 3)}
         if error is not None:
-            extra["error"] = redact(str(error))
+            varying["error"] = redact(str(error))
+        sink = logs.sole_json_handler(call_log, logging.INFO)
+        if sink is not None:  # devenv's own JSON lines only: the line without a LogRecord
+            sink.write_fields(call_log.name, "info", "tool call", fixed, varying)
+            return
         # The record made by hand: Logger.info would walk the stack for a caller no one logs.
         entry = logging.LogRecord(call_log.name, logging.INFO, __file__, 0, "tool call", None, None, "record")
-        entry.__dict__.update(extra)
+        entry.__dict__.update(fixed, **varying)
         call_log.handle(entry)
 
     def begin_drain(self, why: str) -> None:

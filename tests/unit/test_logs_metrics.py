@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from devenv.logs import JsonFormatter, configure_logging
+from devenv.logs import JsonFormatter, JsonHandler, configure_logging, sole_json_handler
 from devenv.metrics import ServiceMetrics
 
 # -- logs -----------------------------------------------------------------------------------
@@ -162,6 +163,57 @@ def test_configure_logging_installs_json_lines_on_devenv_loggers(monkeypatch):
             lg.setLevel(level)
             lg.propagate = propagate
             lg.disabled = disabled
+
+
+@pytest.mark.parametrize(
+    "varying",
+    [
+        {"duration_ms": 0.125},
+        {"duration_ms": 3, "error": 'bad "quote" \\ and ünïcode\nnewline'},
+        {"duration_ms": float("nan"), "error": None, "attempts": [1, 2]},
+    ],
+)
+def test_call_log_fast_line_is_the_formatters_line(varying):
+    """write_fields skips the LogRecord; what it writes must be what JsonFormatter writes."""
+    fixed = (("service", "demo"), ("tool", "echo ✓"), ("transport", "rest"), ("status", "ok"))
+    stream = io.StringIO()
+    JsonHandler(stream).write_fields("devenv.calls", "info", "tool call", fixed, varying)
+    record = logging.makeLogRecord({"name": "devenv.calls", "levelno": logging.INFO, "levelname": "INFO"})
+    record.msg = "tool call"
+    record.__dict__.update(fixed, **varying)
+    expected = JsonFormatter().format(record)
+    fast = stream.getvalue()
+    assert fast.endswith("\n") and fast.count("\n") == 1
+    # Same text after the timestamp (same keys, order, spacing and escapes); a timestamp of the same form.
+    assert fast.rstrip("\n").split(", ", 1)[1] == expected.split(", ", 1)[1]
+    assert re.fullmatch(r'\{"ts": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"', fast.split(", ", 1)[0])
+
+
+def test_sole_json_handler_only_when_nothing_else_would_see_the_record():
+    parent = logging.getLogger(f"devenv.test.{uuid.uuid4().hex}")
+    child = parent.getChild("calls")
+    json_handler = JsonHandler(io.StringIO())
+    parent.handlers[:] = [json_handler]
+    parent.propagate = False
+    try:
+        assert sole_json_handler(child, logging.INFO) is json_handler
+        json_handler.setLevel(logging.WARNING)
+        assert sole_json_handler(child, logging.INFO) is None  # no handler at all: nothing to write
+        json_handler.setLevel(logging.NOTSET)
+        child.addFilter(lambda record: True)
+        assert sole_json_handler(child, logging.INFO) is None  # a filter sees records
+        child.filters.clear()
+        json_handler.addFilter(lambda record: True)
+        assert sole_json_handler(child, logging.INFO) is None
+        json_handler.filters.clear()
+        plain = logging.StreamHandler(io.StringIO())
+        child.addHandler(plain)  # as pytest's caplog does: it must get real records
+        assert sole_json_handler(child, logging.INFO) is None
+        child.removeHandler(plain)
+        parent.handlers[:] = [plain]
+        assert sole_json_handler(child, logging.INFO) is None  # another formatter: the usual path
+    finally:
+        parent.handlers.clear()
 
 
 # -- metrics --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -10,7 +11,7 @@ import pytest
 
 from devenv import MemoryCache, RedisCache, Service, create_app
 from devenv.config import Settings
-from devenv.logs import JsonFormatter
+from devenv.logs import JsonFormatter, configure_logging
 from tests.conftest import free_port, serve_in_thread
 from tests.unit.demo_service import make_service
 
@@ -156,3 +157,43 @@ def test_one_json_log_line_per_call_with_secrets_redacted(caplog, monkeypatch):
     assert entry["duration_ms"] >= 0
     assert "sk-live-0123456789" not in line
     assert "***" in entry["error"]
+
+
+def test_call_log_line_as_deployed_goes_to_the_json_handler_redacted(monkeypatch):
+    """Under configure_logging (as `devenv serve` runs) the line is written without a LogRecord."""
+    monkeypatch.setenv("PARTNER_API_KEY", "sk-live-0123456789")
+    loggers = [logging.getLogger(name) for name in ("devenv", "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    stream = io.StringIO()
+    try:
+        configure_logging("INFO")
+        (handler,) = logging.getLogger("devenv").handlers
+        monkeypatch.setattr(handler, "stream", stream)
+        monkeypatch.setattr(logging.LogRecord, "__init__", _no_records_for("devenv.calls"))
+        with serve_in_thread(create_app(make_service())) as url:
+            httpx.post(f"{url}/tools/fail", json={"message": "rejected key sk-live-0123456789"})
+            httpx.post(f"{url}/tools/echo", json={"text": "hi"})
+    finally:
+        for lg, handlers, level, propagate, disabled in saved:
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate = propagate
+            lg.disabled = disabled
+    calls = [entry for entry in map(json.loads, stream.getvalue().splitlines()) if entry["logger"] == "devenv.calls"]
+    assert [(c["tool"], c["transport"], c["status"], c["msg"], c["level"]) for c in calls] == [
+        ("fail", "rest", "tool_error", "tool call", "info"),
+        ("echo", "rest", "ok", "tool call", "info"),
+    ]
+    assert "sk-live-0123456789" not in stream.getvalue()
+    assert "***" in calls[0]["error"] and "error" not in calls[1]
+
+
+def _no_records_for(name: str):
+    """LogRecord.__init__ that refuses records of logger ``name``: proves the line skipped them."""
+    original = logging.LogRecord.__init__
+
+    def init(self, logger_name, *args, **kwargs):
+        assert logger_name != name, f"a LogRecord was made for {name}"
+        original(self, logger_name, *args, **kwargs)
+
+    return init
