@@ -177,30 +177,45 @@ def tools(
                 hints = ", ".join(k.removesuffix("Hint") for k, v in d.get("annotations", {}).items() if v is True)
                 table.add_row(f"{name}/{d['name']}", hints, (d.get("description") or "").splitlines()[0])
         Console().print(table)
-    for name, why in failures.items():
-        typer.secho(f"error: {name}: {why}", fg=typer.colors.RED, err=True)
-    if failures:
-        raise typer.Exit(1)
+    _exit_on(failures)
 
 
 @app.command()
 def services(
     as_json: Annotated[bool, typer.Option("--json", help="Print the declarations as JSON (Tilt reads this)")] = False,
 ) -> None:
-    """List the services under services/ as their `Service(...)` declarations say."""
+    """List the services under services/ as their `Service(...)` declarations say; exits 1, naming
+    the file and line, if one could not be imported (the others are still listed)."""
     from .errors import DevenvError
     from .tools import default_registry
 
     try:
-        catalogue = [svc.describe() for svc in default_registry().all()]
+        registry = default_registry()
+        names = registry.names()
     except DevenvError as exc:
         raise _fail(str(exc)) from None
+    catalogue, failures = [], {}
+    for name in names:  # one broken service must not hide the others, nor fail with a traceback
+        try:
+            catalogue.append(registry.get(name).describe())
+        except Exception as exc:  # a service whose import fails raises whatever its code raises
+            failures[name] = _listing_failure(exc)
     if as_json:
         typer.echo(json.dumps(catalogue, indent=2))
+        _exit_on(failures)
         return
     for entry in catalogue:
         calls = f"  calls {', '.join(entry['calls'])}" if entry["calls"] else ""
         typer.echo(f"{entry['name']:<24} port {entry['port'] or '-':<6} {len(entry['tools'])} tools{calls}")
+    _exit_on(failures)
+
+
+def _exit_on(failures: dict[str, str]) -> None:
+    """Each service that could not be listed, on stderr; then exit 1 if there was one."""
+    for name, why in failures.items():
+        typer.secho(f"error: {name}: {why}", fg=typer.colors.RED, err=True)
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()

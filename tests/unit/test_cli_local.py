@@ -312,6 +312,23 @@ def test_tools_lists_the_healthy_services_and_names_the_broken_one(package, monk
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_services_lists_the_others_and_names_the_broken_one_with_file_and_line(package, as_json):
+    # What the Tiltfile reads at every load, `tilt down` included: one broken service must fail
+    # it with a line that says where, not a traceback.
+    broken = Path(os.environ["PYTHONPATH"].split(os.pathsep)[0]) / package / "beta" / "service.py"
+    broken.write_text("from devenv import Service\n\nservice = Service('beta'\n")
+    result = devenv("services", *(["--json"] if as_json else []))
+    assert result.returncode == 1
+    if as_json:
+        assert [entry["name"] for entry in json.loads(result.stdout)] == ["alpha"]
+    else:
+        assert result.stdout.split()[0] == "alpha" and "beta" not in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: beta: SyntaxError: '(' was never closed at ")
+    assert line.endswith(f"{package}/beta/service.py:3")
+
+
 def test_tools_of_one_service_shows_each_argument_with_type_and_default(package, monkeypatch):
     monkeypatch.delenv("K8S_MODE", raising=False)
     source = Path(os.environ["PYTHONPATH"].split(os.pathsep)[0]) / package / "alpha" / "service.py"
