@@ -136,7 +136,7 @@ def test_tilt_ci_docker_is_healthy_calls_go_through_and_live_update_reloads(tilt
         assert listed.status_code == 200, listed.text
 
         # Live update, for real: `tilt up` syncs an edited file into the running container and
-        # uvicorn's reloader restarts the process; the answer shows the edit, with no rebuild.
+        # devenv's reloader restarts the worker; the answer shows the edit, with no rebuild.
         started = len(log.read_bytes())
         up = _tilt(tilt, project, log, "up", "--port", "0", "jd-classifier", *selection)
         try:
@@ -167,12 +167,47 @@ def test_tilt_ci_docker_is_healthy_calls_go_through_and_live_update_reloads(tilt
                 assert up.poll() is None and time.monotonic() < deadline, f"the edit never answered:\n{_tail(log)}"
                 time.sleep(0.25)
             assert _find_category(port["jd-classifier"])["label"] == "11 Tax", "the old tools still answer"
+            # A broken edit, synced the same way: the dev image's forking reloader serves the crash
+            # (503 at once, the exception and file:line) instead of hanging, and the fix brings
+            # the service back with no restart of the container.
+            good = source.read_text()
+            source.write_text(good + "\n\ndef broken(:\n")
+            broken_line = len(good.splitlines()) + 3  # after two blank lines
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    health = httpx.get(f"http://127.0.0.1:{port['jd-classifier']}/health", timeout=5)
+                    if health.status_code == 503:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"the broken edit never showed:\n{_tail(log)}"
+                time.sleep(0.25)
+            assert health.json()["status"] == "crashed", health.text
+            assert health.json()["error"].startswith("SyntaxError"), health.text
+            assert health.json()["where"] == f"services/jd_classifier/service.py:{broken_line}", health.text
+            call = httpx.post(f"http://127.0.0.1:{port['jd-classifier']}/tools/tilt_live", json={}, timeout=5)
+            assert call.status_code == 503 and call.json()["error"]["type"] == "ServiceUnavailable", call.text
+            assert "x-devenv-crashed" in call.headers
+            source.write_text(good)
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    answer = httpx.post(f"http://127.0.0.1:{port['jd-classifier']}/tools/tilt_live", json={}, timeout=5)
+                    if answer.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"the fix never answered:\n{_tail(log)}"
+                time.sleep(0.25)
             after = log.read_bytes()[edited:].decode(errors="replace")
-            assert "Building Custom Build" not in after, f"a live update, not a rebuild:\n{after}"
+            assert "Building Custom Build" not in after, f"live updates, not a rebuild:\n{after}"
         finally:
             os.killpg(up.pid, 15)
             up.wait(timeout=60)
     finally:
+        # The Tiltfile imports every service at load, tilt down's too: never leave the edit broken.
+        shutil.copy2(ROOT / "services" / "jd_classifier" / "service.py", project / "services" / "jd_classifier")
         down = _tilt(tilt, project, log, "down", *selection)
         down.wait(timeout=300)
     names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
