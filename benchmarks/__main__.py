@@ -40,7 +40,7 @@ QUICK = Settings(
     cache=Budget(repetitions=3, seconds_per_repetition=0.05),
     startup=startup.Plan(inprocess=2, local=1, local_reload=0, docker_warm=0, docker_cold=0),
     innerloop=innerloop.Plan(repetitions=2, baseline_repetitions=1, docker=False),
-    tilt=tilt_loop.Plan(repetitions=2),
+    tilt=tilt_loop.Plan(repetitions=2, docker=False),
 )
 FULL = Settings(
     inprocess=Budget(repetitions=5, seconds_per_repetition=1.0),
@@ -49,7 +49,7 @@ FULL = Settings(
     cache=Budget(repetitions=5, seconds_per_repetition=0.5),
     startup=startup.Plan(inprocess=5, local=5, local_reload=3, docker_warm=3, docker_cold=1),
     innerloop=innerloop.Plan(repetitions=5, baseline_repetitions=3, docker=True),
-    tilt=tilt_loop.Plan(repetitions=5),
+    tilt=tilt_loop.Plan(repetitions=5, docker=True),
 )
 
 
@@ -87,7 +87,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--docker",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also the docker target in start-up and inner loop (default: on, off with --quick)",
+        help="also the docker target in start-up, inner loop and Tilt (default: on, off with --quick)",
     )
     parser.add_argument(
         "--generator",
@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         print_table("innerloop", report.innerloop_table)
 
     if "tilt" in args.only:
-        _section(document, "tilt", "Inner loop through Tilt: edit to live", lambda: tilt_loop.run(settings.tilt))
+        plan_tilt = dataclasses.replace(settings.tilt, docker=docker)
+        _section(document, "tilt", "Inner loop through Tilt: edit to live", lambda: tilt_loop.run(plan_tilt))
         print_table("tilt", report.tilt_table)
 
     figures = report.ratios(document)

@@ -48,10 +48,22 @@ TARGETS: dict[str, tuple[str, float, str, str]] = {
     "http_p50_ms": ("<=", 0.8, "/mcp tools/call p50, sequential", "ms"),
     "edit_to_live_local_s": ("<=", 1.0, "edit-to-live, local mode", "s"),
     "edit_to_live_tilt_minus_devenv_up_s": ("<=", 0.2, "edit-to-live, tilt up --target=local − devenv up", "s"),
+    "edit_to_live_tilt_docker_minus_docker_s": (
+        "<=",
+        0.2,
+        "edit-to-live, tilt up --target=docker − docker live reload",
+        "s",
+    ),  # fmt: skip
     "edit_to_live_local_stack_s": ("<=", 0.5, "edit-to-live, local mode, whole example stack up", "s"),
     "fail_fast_refused_s": ("<=", 1.0, "first call where nothing listens, until ServiceUnavailable (slowest)", "s"),
     "fail_fast_unresolved_s": ("<=", 1.0, "first call to a name that does not resolve (slowest)", "s"),
     "startup_local_s": ("<=", 3.0, "example stack ready, local mode", "s"),
+    "client_http_call_ms": ("<=", 0.5, "MCPClient.call over HTTP, per sequential call", "ms"),
+    "client_http_acall_ms": ("<=", 0.5, "MCPClient.acall over HTTP, per sequential call", "ms"),
+    "client_sdk_over_devenv": (">=", 3.0, "SDK Client ÷ MCPClient.acall over HTTP, per call", "×"),
+    "http_served_over_log_off": (">=", 0.9, "devenv serve with its call log ÷ log off, throughput @16", "×"),
+    # "as fast as": equal within the noise of one run
+    "http_rest_over_mcp": (">=", 0.95, "devenv POST /tools/echo ÷ POST /mcp @16", "×"),
 }
 
 
@@ -147,6 +159,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
+def _ms(microseconds: float | None) -> float | None:
+    return None if microseconds is None else microseconds / 1000
+
+
 def ratios(document: dict[str, Any]) -> dict[str, Any]:
     """Everything computed from this run's own figures, so machine speed cancels out."""
     inproc = document.get("inprocess", {})
@@ -195,11 +211,14 @@ def ratios(document: dict[str, Any]) -> dict[str, Any]:
         "http_throughput_vs_fastmcp": _ratio(rps("devenv"), rps("fastmcp")),
         "http_throughput_vs_floor": _ratio(rps("devenv"), rps("floor")),
         "http_rest_over_mcp": _ratio(rps("devenv_rest"), rps("devenv")),
+        "http_served_over_log_off": _ratio(rps("devenv_served"), rps("devenv")),
         # The same comparison in server CPU per request: steadier when neighbours steal cycles.
         "http_cpu_sdk_over_devenv": _ratio(cpu("sdk"), cpu("devenv")),
         "client_sdk_over_devenv": _ratio(
             get(clients, "trivial", "sdk", "median"), get(clients, "trivial", "devenv_async", "median")
         ),
+        "client_http_call_ms": _ms(get(clients, "trivial", "devenv", "median")),
+        "client_http_acall_ms": _ms(get(clients, "trivial", "devenv_async", "median")),
         "client_devenv_over_httpx": _ratio(
             get(clients, "trivial", "devenv_async", "median"), get(clients, "trivial", "httpx", "median")
         ),
@@ -225,6 +244,8 @@ def ratios(document: dict[str, Any]) -> dict[str, Any]:
         "edit_to_live_docker_s": get(loop, "docker_reload", "median"),
         "edit_to_live_tilt_minus_devenv_up_s": get(document, "tilt", "tilt_minus_devenv_up_s"),
         "edit_to_live_tilt_local_s": get(document, "tilt", "tilt_local", "median"),
+        "edit_to_live_tilt_docker_minus_docker_s": get(document, "tilt", "tilt_docker_minus_docker_s"),
+        "edit_to_live_tilt_docker_s": get(document, "tilt", "tilt_docker", "median"),
         "edit_to_live_docker_rebuild_over_reload": _ratio(
             get(loop, "docker_rebuild", "median"), get(loop, "docker_reload", "median")
         ),
@@ -465,7 +486,7 @@ def tilt_table(results: dict[str, Any]) -> Table:
     def reps(entry: dict[str, Any]) -> list[str]:
         return [str(entry.get("repetitions", ""))]
 
-    rows = _seconds_rows(results, ["devenv_up", "tilt_local"], reps)
+    rows = _seconds_rows(results, ["devenv_up", "tilt_local", "docker_reload", "tilt_docker"], reps)
     if "skipped" in results:
         rows.append(["tilt", "skipped", results["skipped"], ""])
     return (
@@ -497,8 +518,6 @@ _OTHER_RATIOS = [
     ("http_throughput_vs_sdk_quiet", "devenv /mcp ÷ SDK server with log_level=WARNING @16", "×"),
     ("http_throughput_vs_fastmcp", "devenv /mcp ÷ FastMCP server @16", "×"),
     ("http_throughput_vs_floor", "devenv /mcp ÷ bare FastAPI floor @16", "×"),
-    ("http_rest_over_mcp", "devenv POST /tools/echo ÷ POST /mcp @16", "×"),
-    ("client_sdk_over_devenv", "SDK Client ÷ MCPClient.acall over HTTP, per call", "×"),
     ("client_devenv_over_httpx", "MCPClient.acall ÷ bare httpx.AsyncClient POST, per call", "×"),
     ("client_devenv_over_floor", "MCPClient.acall ÷ bare http.client, per call", "×"),
     ("cache_memory_miss_over_hit", "cache miss ÷ hit, memory", "×"),
@@ -507,6 +526,7 @@ _OTHER_RATIOS = [
     ("edit_to_live_restart_over_reload", "local: stop-and-start ÷ live reload, edit-to-live", "×"),
     ("edit_to_live_docker_s", "edit-to-live, docker live reload", "s"),
     ("edit_to_live_tilt_local_s", "edit-to-live, tilt up -- --target=local", "s"),
+    ("edit_to_live_tilt_docker_s", "edit-to-live, tilt up -- --target=docker", "s"),
     ("edit_to_live_docker_rebuild_over_reload", "docker: rebuild ÷ live reload, edit-to-live", "×"),
     ("startup_inprocess_s", "example stack ready, in-process (fresh python)", "s"),
     ("startup_local_reload_s", "example stack ready, local with live reload", "s"),
