@@ -103,6 +103,20 @@ def _tilt(tilt: Path, project: Path, log: Path, *args: str) -> subprocess.Popen:
         )  # fmt: skip
 
 
+def _until(request, done, up: subprocess.Popen, log: Path, what: str, timeout: float = 180) -> httpx.Response:
+    """``request()`` every 0.25 s until ``done(response)``: that response (tilt up must keep running)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = request()
+            if done(response):
+                return response
+        except httpx.HTTPError:
+            pass
+        assert up.poll() is None and time.monotonic() < deadline, f"{what} never answered:\n{_tail(log)}"
+        time.sleep(0.25)
+
+
 def _find_category(port: int) -> dict:
     answer = httpx.post(f"http://127.0.0.1:{port}/tools/find_category", json={"query": "tax"}, timeout=30)
     assert answer.status_code == 200, answer.text
@@ -155,17 +169,13 @@ def test_tilt_ci_docker_is_healthy_calls_go_through_and_live_update_reloads(tilt
             source = project / "services" / "jd_classifier" / "service.py"
             source.write_text(source.read_text() + LIVE_TOOL)
             saved = time.monotonic()
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    answer = httpx.post(f"http://127.0.0.1:{port['jd-classifier']}/tools/tilt_live", json={}, timeout=5)
-                    if answer.status_code == 200 and "synced by tilt" in answer.text:
-                        print(f"saved to answering through Tilt's live update: {time.monotonic() - saved:.2f} s")
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert up.poll() is None and time.monotonic() < deadline, f"the edit never answered:\n{_tail(log)}"
-                time.sleep(0.25)
+            jd = f"http://127.0.0.1:{port['jd-classifier']}"
+
+            def live() -> httpx.Response:
+                return httpx.post(f"{jd}/tools/tilt_live", json={}, timeout=5)
+
+            _until(live, lambda r: r.status_code == 200 and "synced by tilt" in r.text, up, log, "the edit")
+            print(f"saved to answering through Tilt's live update: {time.monotonic() - saved:.2f} s")
             assert _find_category(port["jd-classifier"])["label"] == "11 Tax", "the old tools still answer"
             # A broken edit, synced the same way: the dev image's forking reloader serves the crash
             # (503 at once, the exception and file:line) instead of hanging, and the fix brings
@@ -173,33 +183,17 @@ def test_tilt_ci_docker_is_healthy_calls_go_through_and_live_update_reloads(tilt
             good = source.read_text()
             source.write_text(good + "\n\ndef broken(:\n")
             broken_line = len(good.splitlines()) + 3  # after two blank lines
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    health = httpx.get(f"http://127.0.0.1:{port['jd-classifier']}/health", timeout=5)
-                    if health.status_code == 503:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"the broken edit never showed:\n{_tail(log)}"
-                time.sleep(0.25)
+            health = _until(
+                lambda: httpx.get(f"{jd}/health", timeout=5), lambda r: r.status_code == 503, up, log, "the broken edit"
+            )
             assert health.json()["status"] == "crashed", health.text
             assert health.json()["error"].startswith("SyntaxError"), health.text
             assert health.json()["where"] == f"services/jd_classifier/service.py:{broken_line}", health.text
-            call = httpx.post(f"http://127.0.0.1:{port['jd-classifier']}/tools/tilt_live", json={}, timeout=5)
+            call = live()
             assert call.status_code == 503 and call.json()["error"]["type"] == "ServiceUnavailable", call.text
             assert "x-devenv-crashed" in call.headers
             source.write_text(good)
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    answer = httpx.post(f"http://127.0.0.1:{port['jd-classifier']}/tools/tilt_live", json={}, timeout=5)
-                    if answer.status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"the fix never answered:\n{_tail(log)}"
-                time.sleep(0.25)
+            _until(live, lambda r: r.status_code == 200, up, log, "the fix")
             after = log.read_bytes()[edited:].decode(errors="replace")
             assert "Building Custom Build" not in after, f"live updates, not a rebuild:\n{after}"
         finally:
