@@ -53,7 +53,7 @@ TARGETS: dict[str, tuple[str, float, str, str]] = {
         0.2,
         "edit-to-live, tilt up --target=docker − docker live reload",
         "s",
-    ),  # fmt: skip
+    ),
     "edit_to_live_local_stack_s": ("<=", 0.5, "edit-to-live, local mode, whole example stack up", "s"),
     "fail_fast_refused_s": ("<=", 1.0, "first call where nothing listens, until ServiceUnavailable (slowest)", "s"),
     "fail_fast_unresolved_s": ("<=", 1.0, "first call to a name that does not resolve (slowest)", "s"),

